@@ -1,0 +1,55 @@
+# vaewatch — the two commands first: `make run`, `make test`.
+# Every target sets itself up: a .venv with the pinned CPU torch, then the project.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TORCH  := torch==2.13.0
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck pytest install bench bench-quality soak schemas clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# the pinned CPU build first: an unpinned torch would pull a multi-GB CUDA build
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the project with dev extras
+
+run: $(STAMP)  ## the main job on embedded defaults (broker, train if needed, worker, replay, summary)
+	$(BIN)/python -m vaewatch.demo
+
+test: lint typecheck pytest  ## the whole suite: ruff, mypy, unit + integration tests against a real broker
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	# pytest exits 5 when it collects nothing: that is a failure here, never a pass
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+schemas: $(STAMP)  ## re-export the JSON Schemas of the wire formats into schemas/json/
+	$(BIN)/vaewatch schemas export --out schemas/json
+
+bench: $(STAMP)  ## speed: I/O ceiling, compute ceiling and worker windows/s on the embedded broker
+	$(BIN)/python -m benchmarks.speed
+
+bench-quality: $(STAMP)  ## detection quality on ../shared/data against baselines
+	$(BIN)/python -m benchmarks.quality
+
+soak: $(STAMP)  ## hour-scale soak run (not in CI)
+	$(BIN)/pytest -m slow -p no:cacheprovider tests/soak
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,97 @@
+"""The model manifest: everything needed to rebuild, verify and explain a model artifact.
+
+An artifact is a directory holding `model.safetensors` (weights, no pickle) and
+`manifest.json` (this model). The worker, `score` and `evaluate` all rebuild the scorer
+from it, which is why normalisation, thresholds and scoring settings live here and not
+in code defaults: a model version means the same numbers everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MANIFEST_SCHEMA_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+MANIFEST_FILE = "manifest.json"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Architecture(_Strict):
+    """Hyper-parameters of the ConvVAE (mirrors `vaecore.config.VAEConfig`)."""
+
+    n_channels: int = Field(ge=1, le=4096)
+    window: int = Field(ge=8, le=65536, description="model window length in time steps")
+    latent_dim: int = Field(ge=1)
+    hidden: tuple[int, ...] = Field(min_length=1, description="Conv1d widths, one per block")
+    kernel_size: int = Field(ge=1)
+    beta: float = Field(ge=0)
+    min_logvar: float
+    max_logvar: float
+
+
+class Normalisation(_Strict):
+    """Per-channel affine normalisation fitted on training data: z = (x - center) / scale."""
+
+    center: list[float]
+    scale: list[float]
+
+
+class Scoring(_Strict):
+    """How scores are computed; part of the model so stream and backfill agree."""
+
+    n_samples: int = Field(ge=0, description="L latent samples; 0 = posterior mean")
+    stride: int = Field(ge=1, description="sub-window stride for windows longer than `window`")
+    sample_seed: int = Field(description="seed of the fixed latent noise used when L > 0")
+
+
+class Thresholds(_Strict):
+    """Calibrated on validation scores.
+
+    `window` applies to the per-time-step score (mean NLL over channels); a window is
+    anomalous when its score (the max step score) exceeds it. `point` holds one threshold
+    per channel for the per-point NLL; points above it are flagged and corrected.
+    """
+
+    window: float
+    point: list[float]
+    method: Literal["pot", "quantile"]
+    target_false_alarm_rate: float = Field(gt=0, lt=1)
+
+
+class ModelManifest(_Strict):
+    schema_version: Literal[1] = MANIFEST_SCHEMA_VERSION
+    name: str = Field(min_length=1, max_length=128)
+    version: str = Field(min_length=1, max_length=64)
+    created_at: datetime
+    architecture: Architecture
+    channels: list[str] = Field(min_length=1)
+    normalisation: Normalisation
+    scoring: Scoring
+    thresholds: Thresholds
+    weights_file: str = WEIGHTS_FILE
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    training_data: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    library_versions: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _channel_lengths_agree(self) -> ModelManifest:
+        n = self.architecture.n_channels
+        sizes = {
+            "channels": len(self.channels),
+            "normalisation.center": len(self.normalisation.center),
+            "normalisation.scale": len(self.normalisation.scale),
+            "thresholds.point": len(self.thresholds.point),
+        }
+        wrong = {k: v for k, v in sizes.items() if v != n}
+        if wrong:
+            raise ValueError(f"architecture has {n} channels but {wrong}")
+        if len(set(self.channels)) != n:
+            raise ValueError("channel names must be unique")
+        return self

@@ -1,0 +1,5 @@
+import sys
+
+from vaewatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,77 @@
+"""The `vaewatch` console script: one entry point, one sub-command per job.
+
+Each area registers its own sub-commands (`register(subparsers)`), so this module only
+dispatches and turns expected failures into a one-line message and a non-zero exit:
+a user never sees a Python traceback for a mistake of theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from vaewatch import __version__
+from vaewatch.errors import VaewatchError
+from vaewatch.logs import configure_logging
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with one line (usage errors) instead of the full usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from schemas.cli import register as register_schemas
+    from training.cli import register as register_training
+    from worker.cli import register as register_worker
+
+    parser = _Parser(
+        prog="vaewatch",
+        description=(
+            "Streaming anomaly detection for sensor time series: a 1D-convolutional VAE "
+            "scores windows from Kafka, publishes anomaly events and corrected windows."
+        ),
+        epilog="Run `vaewatch <command> --help` for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"vaewatch {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)"
+    )
+    parser.add_argument(
+        "--log-format",
+        default="auto",
+        choices=["auto", "json", "console"],
+        help="auto = console on a terminal, JSON lines otherwise",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
+    register_training(sub)
+    register_worker(sub)
+    register_schemas(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    handler: Handler | None = getattr(args, "func", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return handler(args)
+    except VaewatchError as exc:
+        print(f"vaewatch {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"vaewatch {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
