@@ -65,7 +65,7 @@ class Thresholds(_Strict):
 
 
 class ModelManifest(_Strict):
-    schema_version: Literal[1] = MANIFEST_SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     name: str = Field(min_length=1, max_length=128)
     version: str = Field(min_length=1, max_length=64)
     created_at: datetime
