@@ -62,6 +62,11 @@ class Thresholds(_Strict):
     point: list[float]
     method: Literal["pot", "quantile"]
     target_false_alarm_rate: float = Field(gt=0, lt=1)
+    window_spread: float = Field(
+        default=1.0,
+        gt=0,
+        description="robust spread of validation step scores; severity = (score - window) / spread",
+    )
 
 
 class ModelManifest(_Strict):

@@ -1,0 +1,270 @@
+"""Scoring and correction: the one code path the worker, `score` and `evaluate` share.
+
+Score (An & Cho 2015): the negative log-likelihood of each observed point under the
+decoder's Gaussian, averaged over L latent samples, or decoded from the posterior mean when
+L = 0. The L noise vectors are drawn once from `sample_seed` and shared by every window, so
+a window's score does not depend on the batch it travelled in: stream and backfill agree.
+
+Windows longer than the model's length are cut into overlapping sub-windows (the last one
+aligned to the end); every sub-window of every window in a call goes through the network
+in one batched pass, and point scores and reconstructions are averaged over the
+sub-windows covering each point.
+
+Correction (Donut's MCMC imputation, deterministic variant): flagged and missing points
+are replaced by the reconstruction; the corrected window is re-encoded a few times and only
+those points are replaced again, so the reconstruction is not dragged by the anomaly it
+replaces. Every other point is returned bit-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from vaecore.device import autocast_for, select_device, to_device
+from vaecore.fit import prepare_batch
+from vaecore.network import ConvVAE, gaussian_nll
+from vaecore.scaler import ChannelScaler
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from schemas.manifest import ModelManifest
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    window: float  # on the step score; a window is anomalous when its max step score exceeds it
+    point: np.ndarray  # (C,) on the per-point NLL; points above are flagged and corrected
+    method: str = "quantile"  # "pot" or "quantile"
+    target_false_alarm_rate: float = 0.01
+    window_spread: float = 1.0  # robust spread of validation step scores (for severity)
+
+    @classmethod
+    def never(cls, n_channels: int) -> Thresholds:
+        """No calibration yet: nothing is flagged (used to score validation data)."""
+        return cls(float("inf"), np.full(n_channels, np.inf))
+
+
+@dataclass(frozen=True)
+class WindowScores:
+    point: np.ndarray  # (T, C) NLL per point and channel; NaN where the input was missing
+    step: np.ndarray  # (T,) mean over observed channels of `point`; NaN if none observed
+    channel: np.ndarray  # (C,) mean over time of `point` per channel
+    score: float  # max of `step` (NaN if nothing was observed)
+    expected: np.ndarray  # (T, C) reconstruction mean in raw units
+    expected_std: np.ndarray  # (T, C) reconstruction standard deviation in raw units
+    is_anomaly: bool  # score > thresholds.window
+    flagged: np.ndarray  # (T, C) bool: observed points above their channel's point threshold
+
+
+@dataclass(frozen=True)
+class Correction:
+    values: np.ndarray  # (T, C) corrected, raw units, input dtype; untouched points identical
+    replaced: np.ndarray  # (T, C) bool: flagged or missing
+
+
+def sub_window_starts(length: int, window: int, stride: int) -> list[int]:
+    """0, stride, 2*stride, ... plus a last start aligned to the end, so every point is covered."""
+    if length < window:
+        raise ValueError(f"length {length} is shorter than the model window {window}")
+    starts = list(range(0, length - window + 1, stride))
+    if starts[-1] != length - window:
+        starts.append(length - window)
+    return starts
+
+
+@dataclass
+class Detector:
+    """A trained model plus everything needed to score like every other copy of it."""
+
+    model: ConvVAE
+    scaler: ChannelScaler
+    channels: tuple[str, ...]
+    thresholds: Thresholds | None = None
+    n_samples: int = 0
+    stride: int | None = None
+    sample_seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    max_batch: int = 512
+    name: str = ""
+    version: str = ""
+    manifest: ModelManifest | None = None
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(self.channels)
+        if len(self.channels) != self.model.cfg.n_channels:
+            raise ValueError("channels do not match the model's n_channels")
+        if isinstance(self.device, str):
+            self.device = select_device(self.device)
+        if self.stride is None:
+            self.stride = max(1, self.window // 4)
+        self.model.to(self.device).eval()
+        gen = torch.Generator().manual_seed(self.sample_seed)
+        self._eps = torch.randn(max(self.n_samples, 1), self.model.cfg.latent_dim, generator=gen)
+
+    @property
+    def window(self) -> int:
+        return self.model.cfg.window
+
+    @property
+    def active_thresholds(self) -> Thresholds:
+        return self.thresholds or Thresholds.never(len(self.channels))
+
+    def with_thresholds(self, thresholds: Thresholds) -> Detector:
+        return replace(self, thresholds=thresholds)
+
+    # --- network passes -------------------------------------------------------------
+    def _forward(self, normalised: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(N, T, C) normalised sub-windows -> point NLL, mean, logvar, each (N, T, C)."""
+        nll_parts, mean_parts, logvar_parts = [], [], []
+        with torch.inference_mode(), autocast_for(self.device):
+            for i in range(0, len(normalised), self.max_batch):
+                encoder_in, target, _ = prepare_batch(normalised[i : i + self.max_batch])
+                x_in = to_device(encoder_in, self.device)
+                x = to_device(target, self.device)
+                nll, mean, logvar = self._sampled_nll(x_in, x)
+                nll_parts.append(nll.float().transpose(1, 2).cpu().numpy())
+                mean_parts.append(mean.float().transpose(1, 2).cpu().numpy())
+                logvar_parts.append(logvar.float().transpose(1, 2).cpu().numpy())
+        return np.concatenate(nll_parts), np.concatenate(mean_parts), np.concatenate(logvar_parts)
+
+    def _sampled_nll(
+        self, x_in: torch.Tensor, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.model.encode(x_in)  # (B, Z)
+        if self.n_samples == 0:
+            mean, x_logvar = self.model.decode(mu)
+            return gaussian_nll(x, mean, x_logvar), mean, x_logvar
+        eps = self._eps.to(mu.device)
+        nll = torch.zeros_like(x)
+        means = torch.zeros_like(x)
+        logvars = torch.zeros_like(x)
+        for e in eps:  # L fixed noise vectors, identical for every window
+            mean, x_logvar = self.model.decode(mu + e * torch.exp(0.5 * logvar))
+            nll += gaussian_nll(x, mean, x_logvar)
+            means += mean
+            logvars += x_logvar
+        n = float(len(eps))
+        return nll / n, means / n, logvars / n
+
+    def _per_point(
+        self, windows: Sequence[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Each (T_i, C) raw window -> averaged point NLL, mean and std (raw units)."""
+        stride = int(self.stride or 1)
+        starts = [sub_window_starts(len(w), self.window, stride) for w in windows]
+        subs = np.stack(
+            [w[s : s + self.window] for w, ss in zip(windows, starts, strict=True) for s in ss]
+        )
+        nll, mean, logvar = self._forward(self.scaler.transform(subs))
+        results, k = [], 0
+        for w, ss in zip(windows, starts, strict=True):
+            acc = np.zeros((3, *w.shape), dtype=np.float64)
+            count = np.zeros((len(w), 1), dtype=np.float64)
+            for s in ss:
+                acc[0, s : s + self.window] += nll[k]
+                acc[1, s : s + self.window] += mean[k]
+                acc[2, s : s + self.window] += logvar[k]
+                count[s : s + self.window] += 1
+                k += 1
+            acc /= count
+            expected = self.scaler.inverse_transform(acc[1])
+            std = np.exp(0.5 * acc[2]) * self.scaler.scale
+            results.append((acc[0], expected, std))
+        return results
+
+    def _check(self, windows: Sequence[np.ndarray]) -> None:
+        for w in windows:
+            if w.ndim != 2 or w.shape[1] != len(self.channels):
+                raise ValueError(
+                    f"window shape {w.shape} does not match {len(self.channels)} channels"
+                )
+            if len(w) < self.window:
+                raise ValueError(f"window of {len(w)} steps is shorter than {self.window}")
+
+    # --- public surface -------------------------------------------------------------
+    def score(self, windows: Sequence[np.ndarray]) -> list[WindowScores]:
+        """Score raw windows (T_i >= window, C) with NaN = missing, in one batched pass."""
+        if not windows:
+            return []
+        self._check(windows)
+        th = self.active_thresholds
+        out = []
+        for w, (nll, expected, std) in zip(windows, self._per_point(windows), strict=True):
+            observed = ~np.isnan(w)
+            point = np.where(observed, nll, np.nan)
+            counts = observed.sum(axis=1)
+            step = np.full(len(w), np.nan)
+            has = counts > 0
+            step[has] = np.nansum(point[has], axis=1) / counts[has]
+            with np.errstate(invalid="ignore"):
+                ch_counts = observed.sum(axis=0)
+                channel = np.where(
+                    ch_counts > 0, np.nansum(point, axis=0) / np.maximum(ch_counts, 1), np.nan
+                )
+            score = float(np.nanmax(step)) if has.any() else float("nan")
+            flagged = observed & (np.nan_to_num(point, nan=-np.inf) > th.point[None, :])
+            out.append(
+                WindowScores(
+                    point=point,
+                    step=step,
+                    channel=channel,
+                    score=score,
+                    expected=expected,
+                    expected_std=std,
+                    is_anomaly=bool(has.any() and score > th.window),
+                    flagged=flagged,
+                )
+            )
+        return out
+
+    def correct(
+        self, windows: Sequence[np.ndarray], scores: Sequence[WindowScores], rounds: int = 3
+    ) -> list[Correction]:
+        """Replace flagged and missing points by the reconstruction, refined `rounds` times."""
+        replaced = [s.flagged | np.isnan(w) for w, s in zip(windows, scores, strict=True)]
+        current = []
+        for w, s, r in zip(windows, scores, replaced, strict=True):
+            values = w.copy()
+            values[r] = s.expected[r].astype(w.dtype)
+            current.append(values)
+        todo = [i for i, r in enumerate(replaced) if r.any()]
+        for _ in range(rounds):
+            if not todo:
+                break
+            recon = self._per_point([current[i] for i in todo])
+            for i, (_, expected, _) in zip(todo, recon, strict=True):
+                r = replaced[i]
+                current[i][r] = expected[r].astype(current[i].dtype)
+        return [Correction(v, r) for v, r in zip(current, replaced, strict=True)]
+
+    def save(
+        self,
+        path: Path,
+        *,
+        name: str,
+        version: str,
+        training_data: dict[str, object] | None = None,
+        metrics: dict[str, object] | None = None,
+    ) -> ModelManifest:
+        from vaecore.artifact import save_artifact
+
+        return save_artifact(
+            self,
+            path,
+            name=name,
+            version=version,
+            training_data=training_data or {},
+            metrics=metrics or {},
+        )
+
+    @classmethod
+    def from_artifact(cls, path: Path, device: str = "auto") -> Detector:
+        from vaecore.artifact import load_artifact
+
+        return load_artifact(path, device)
