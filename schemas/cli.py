@@ -40,7 +40,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: argparse._SubParsersAction[Any]) -> None:
     schemas = sub.add_parser("schemas", help="export the JSON Schemas of the wire formats")
     actions = schemas.add_subparsers(dest="schemas_command", metavar="<action>", required=True)
     export = actions.add_parser("export", help="write one JSON Schema file per message format")
