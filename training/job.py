@@ -1,0 +1,303 @@
+"""The batch training job: load, train, calibrate, evaluate, report, publish, gate, promote.
+
+Exit codes for schedulers (a CronJob alerts on anything but 0 and 4):
+0 = published (and promoted when asked), 4 = the gate kept the old production model,
+2 = bad input (one line), 1 = unexpected failure.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+import torch
+from tqdm import tqdm
+
+from schemas.series_csv import SeriesTable
+from training import calibration
+from training.backfill import mean_metrics, score_table, series_metrics
+from training.data import cut_windows, load_tables, masked_values, split_series, stride_for
+from training.registry import Registry
+from vaecore import (
+    ChannelScaler,
+    ConvVAE,
+    Detector,
+    EpochStats,
+    FitConfig,
+    FitHistory,
+    Thresholds,
+    VAEConfig,
+    fit,
+    select_device,
+)
+from vaewatch.errors import ModelError, UserInputError
+
+log = structlog.get_logger(__name__)
+
+EXIT_PUBLISHED = 0
+EXIT_KEPT_OLD = 4
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    window: int = 128  # model window (time steps)
+    epochs: int = 40  # upper bound; early stopping on validation loss ends sooner
+    seed: int = 0
+    batch_size: int = 64
+    lr: float = 2e-3
+    patience: int = 5
+    val_fraction: float = 0.2  # last part of each series held out for validation
+    max_windows: int = 20000  # training windows cap (stride grows to respect it)
+    latent_dim: int = 16
+    beta: float = 1.0
+    n_samples: int = 0  # L for scoring; 0 = posterior mean (deterministic, fastest)
+    risk: float = 1e-3  # target per-step false-alarm rate for the thresholds
+    method: str = "pot"  # threshold rule: pot | quantile
+    device: str = "auto"
+    max_steps: int | None = None
+    tolerance: float = 0.02  # promotion gate: allowed drop of the gate metric
+    progress: bool = True
+
+
+@dataclass
+class JobResult:
+    version: str
+    exit_code: int
+    promoted: bool
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _windows(values: list[np.ndarray], window: int, stride: int) -> np.ndarray:
+    parts = [cut_windows(v, window, stride) for v in values]
+    return (
+        np.concatenate([p for p in parts if len(p)]) if any(len(p) for p in parts) else np.empty(0)
+    )
+
+
+def _progress(opts: TrainOptions) -> tuple[Any, Any]:
+    bar = tqdm(total=opts.epochs, desc="training", unit="epoch", disable=not opts.progress)
+
+    def on_epoch(stats: EpochStats) -> None:
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{stats.train_loss:.1f}",
+            val=f"{stats.val_loss:.1f}" if stats.val_loss is not None else "-",
+            win_s=f"{stats.windows_per_s:.0f}",
+        )
+
+    return bar, on_epoch
+
+
+def train_detector(
+    tables: Sequence[SeriesTable], opts: TrainOptions
+) -> tuple[Detector, FitHistory, list[np.ndarray], dict[str, Any]]:
+    """Fit scaler and VAE on the training part of every series; return validation parts too."""
+    splits = [split_series(masked_values(t), opts.val_fraction, opts.window) for t in tables]
+    train_rows = [s.train for s in splits]
+    scaler = ChannelScaler.fit(np.concatenate(train_rows))
+    stride = stride_for(sum(len(r) for r in train_rows), opts.window, opts.max_windows)
+    train = _windows([scaler.transform(r) for r in train_rows], opts.window, stride)
+    val = _windows([scaler.transform(s.val) for s in splits], opts.window, max(1, opts.window // 4))
+    if len(train) == 0:
+        raise UserInputError("no training window has an observed point")
+    torch.manual_seed(opts.seed)
+    cfg = VAEConfig(
+        n_channels=len(tables[0].channels),
+        window=opts.window,
+        latent_dim=opts.latent_dim,
+        beta=opts.beta,
+    )
+    model = ConvVAE(cfg)
+    bar, on_epoch = _progress(opts)
+    started = time.perf_counter()
+    history = fit(
+        model,
+        train,
+        val if len(val) else None,
+        FitConfig(
+            epochs=opts.epochs,
+            batch_size=opts.batch_size,
+            lr=opts.lr,
+            patience=opts.patience,
+            seed=opts.seed,
+            max_steps=opts.max_steps,
+        ),
+        on_epoch,
+    )
+    bar.close()
+    seconds = time.perf_counter() - started
+    detector = Detector(
+        model,
+        scaler,
+        tables[0].channels,
+        n_samples=opts.n_samples,
+        device=select_device(opts.device),
+    )
+    summary = {
+        "files": [str(t.path) for t in tables],
+        "rows": int(sum(len(t.values) for t in tables)),
+        "train_windows": len(train),
+        "val_windows": len(val),
+        "stride": stride,
+        "epochs_run": len(history.epochs),
+        "best_epoch": history.best_epoch,
+        "train_seconds": round(seconds, 2),
+        "train_windows_per_s": round(len(train) * len(history.epochs) / max(seconds, 1e-9), 1),
+    }
+    return detector, history, [s.val for s in splits], summary
+
+
+def validation_scores(
+    detector: Detector, val_parts: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step scores (N,) and point scores (N, C) of the held-out validation parts."""
+    scored = detector.score([v for v in val_parts if len(v) >= detector.window])
+    steps = np.concatenate([s.step for s in scored])
+    points = np.concatenate([s.point for s in scored])
+    return steps, points
+
+
+def calibrate(detector: Detector, val_parts: list[np.ndarray], opts: TrainOptions) -> Detector:
+    steps, points = validation_scores(detector, val_parts)
+    window = calibration.threshold(steps, opts.risk, opts.method)
+    point = np.array(
+        [
+            calibration.threshold(points[:, c], opts.risk, opts.method)
+            for c in range(points.shape[1])
+        ]
+    )
+    point = np.where(
+        np.isfinite(point), point, np.nanmax(np.where(np.isfinite(point), point, np.nan))
+    )
+    return detector.with_thresholds(
+        Thresholds(
+            window=window,
+            point=np.nan_to_num(point, nan=window),
+            method=opts.method,
+            target_false_alarm_rate=opts.risk,
+            window_spread=calibration.robust_spread(steps),
+        )
+    )
+
+
+def evaluate_detector(
+    detector: Detector, tables: Sequence[SeriesTable], with_vus: bool = False
+) -> dict[str, Any]:
+    """Per-series metrics on labelled tables and their mean; VUS-PR when asked and available."""
+    results = [score_table(detector, t, correct=False) for t in tables]
+    vus: list[float | None] = [None] * len(results)
+    if with_vus:
+        from training.vus import vus_pr_many
+
+        pairs = [(r.step, r.table.labels) for r in results if r.table.labels is not None]
+        vus = vus_pr_many([(np.nan_to_num(s, nan=0.0), lab) for s, lab in pairs])  # type: ignore[misc]
+    rows = []
+    for r, v in zip(results, vus, strict=True):
+        row = {"dataset": r.table.dataset, "series": r.table.series, **series_metrics(r, v)}
+        rows.append(row)
+    return {"series": rows, "mean": mean_metrics(rows)}
+
+
+def labelled_tests(paths: Sequence[Path], channels: tuple[str, ...]) -> list[SeriesTable]:
+    try:
+        tables = load_tables(paths, "test.csv")
+    except UserInputError:
+        return []
+    return [
+        t for t in tables if t.labels is not None and t.labels.sum() > 0 and t.channels == channels
+    ]
+
+
+def gate_metric(
+    detector: Detector, tests: list[SeriesTable], val_parts: list[np.ndarray]
+) -> tuple[str, float]:
+    """Higher is better. Labelled AUC-PR when labelled test data exist, else -mean val NLL."""
+    if tests:
+        auc = evaluate_detector(detector, tests)["mean"]["auc_pr"]
+        if auc is not None:
+            return "auc_pr", float(auc)
+    steps, _ = validation_scores(detector, val_parts)
+    return "neg_val_nll", -float(np.nanmean(steps))
+
+
+def run_training_job(
+    paths: Sequence[Path], registry_root: Path, name: str, opts: TrainOptions, promote: bool
+) -> JobResult:
+    tables = load_tables(paths, "train.csv")
+    log.info("training_started", model=name, series=len(tables), channels=len(tables[0].channels))
+    detector, history, val_parts, data_summary = train_detector(tables, opts)
+    detector = calibrate(detector, val_parts, opts)
+    tests = labelled_tests(paths, detector.channels)
+    metrics: dict[str, Any] = {"best_val_loss": history.best_val_loss}
+    if tests:
+        metrics["test"] = evaluate_detector(detector, tests)["mean"]
+    registry = Registry(registry_root)
+    with tempfile.TemporaryDirectory(prefix="vaewatch-train-") as tmp:
+        artifact = Path(tmp) / "artifact"
+        detector.save(artifact, name=name, version="0", training_data=data_summary, metrics=metrics)
+        try:
+            from training.report import write_report
+
+            write_report(artifact / "report", detector, history, val_parts, tests)
+        except Exception as exc:  # a failed plot must not lose a trained model
+            log.warning("report_failed", error=str(exc))
+        version = registry.publish(name, artifact)
+    summary: dict[str, Any] = {
+        "model": name,
+        "version": version,
+        "thresholds": {"window": detector.active_thresholds.window, "method": opts.method},
+        "metrics": metrics,
+        "training_data": {k: v for k, v in data_summary.items() if k != "files"},
+        "report": str(registry_root / name / version / "report"),
+    }
+    if not promote:
+        return JobResult(version, EXIT_PUBLISHED, False, summary)
+    return _gate(registry, name, version, detector, tests, val_parts, opts, summary)
+
+
+def _gate(
+    registry: Registry,
+    name: str,
+    version: str,
+    candidate: Detector,
+    tests: list[SeriesTable],
+    val_parts: list[np.ndarray],
+    opts: TrainOptions,
+    summary: dict[str, Any],
+) -> JobResult:
+    current = registry.production(name)
+    if current is None:
+        registry.promote(name, version)
+        summary["gate"] = {"decision": "promoted", "reason": "first production model"}
+        return JobResult(version, EXIT_PUBLISHED, True, summary)
+    try:
+        old = Detector.from_artifact(registry.resolve(f"{name}@{current}").path, opts.device)
+    except ModelError as exc:
+        registry.promote(name, version)
+        summary["gate"] = {"decision": "promoted", "reason": f"production unloadable: {exc}"}
+        return JobResult(version, EXIT_PUBLISHED, True, summary)
+    if old.channels != candidate.channels or old.window != candidate.window:
+        summary["gate"] = {"decision": "kept", "reason": "production has other channels/window"}
+        return JobResult(version, EXIT_KEPT_OLD, False, summary)
+    metric, new_value = gate_metric(candidate, tests, val_parts)
+    _, old_value = gate_metric(old, tests, val_parts)
+    allowed = opts.tolerance * (1.0 if metric == "auc_pr" else max(1.0, abs(old_value)))
+    promoted = new_value >= old_value - allowed
+    summary["gate"] = {
+        "metric": metric,
+        "candidate": round(new_value, 6),
+        "production": round(old_value, 6),
+        "production_version": current,
+        "tolerance": opts.tolerance,
+        "decision": "promoted" if promoted else "kept",
+    }
+    if promoted:
+        registry.promote(name, version)
+        return JobResult(version, EXIT_PUBLISHED, True, summary)
+    return JobResult(version, EXIT_KEPT_OLD, False, summary)

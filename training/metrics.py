@@ -1,0 +1,57 @@
+"""Detection metrics on per-step scores and 0/1 labels.
+
+`point_adjusted_f1` is reported because much of the literature does, but it is optimistic:
+one hit anywhere inside a labelled segment counts the whole segment as detected.
+VUS-PR comes from the tsb-ad package (see `training.vus`), not from a re-derivation here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve
+
+
+def _clean(scores: np.ndarray) -> np.ndarray:
+    """NaN steps (nothing observed) rank lowest."""
+    finite = scores[np.isfinite(scores)]
+    low = float(finite.min()) - 1.0 if finite.size else 0.0
+    return np.where(np.isfinite(scores), scores, low)
+
+
+def auc_pr(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    if labels.sum() == 0 or labels.sum() == len(labels):
+        return None
+    return float(average_precision_score(labels, _clean(scores)))
+
+
+def best_f1(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    if labels.sum() == 0:
+        return None
+    precision, recall, _ = precision_recall_curve(labels, _clean(scores))
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return float(f1.max())
+
+
+def f1_at(predicted: np.ndarray, labels: np.ndarray) -> float | None:
+    if labels.sum() == 0:
+        return None
+    tp = float(np.sum(predicted & (labels == 1)))
+    fp = float(np.sum(predicted & (labels == 0)))
+    fn = float(np.sum(~predicted & (labels == 1)))
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def segments(labels: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs of 1s as [start, end) pairs."""
+    padded = np.concatenate([[0], labels.astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def point_adjusted_f1(predicted: np.ndarray, labels: np.ndarray) -> float | None:
+    """F1 after point adjustment (optimistic: a segment counts as found if any point is)."""
+    adjusted = predicted.copy()
+    for start, end in segments(labels):
+        if adjusted[start:end].any():
+            adjusted[start:end] = True
+    return f1_at(adjusted, labels)

@@ -1,0 +1,51 @@
+"""VUS-PR from the TSB-AD benchmark's own code, run in a separate virtualenv.
+
+`tsb-ad` pins numpy < 2 while this project uses numpy 2, so it lives in
+`benchmarks/.peers-venv` (built by `make bench-quality`). This bridge writes the scores and
+labels to a temporary .npz, runs `benchmarks/peers/vus_pr.py` with that interpreter and
+reads the results back. Without that environment it returns None for every series, and
+the evaluation reports `vus_pr: null` rather than a number computed some other way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+PEERS_PYTHON = REPO / "benchmarks" / ".peers-venv" / "bin" / "python"
+SCRIPT = REPO / "benchmarks" / "peers" / "vus_pr.py"
+
+
+def peers_python() -> Path | None:
+    override = os.environ.get("VAEWATCH_PEERS_PYTHON")
+    path = Path(override) if override else PEERS_PYTHON
+    return path if path.exists() and SCRIPT.exists() else None
+
+
+def vus_pr_many(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]], sliding_window: int | None = None
+) -> list[float | None]:
+    python = peers_python()
+    if python is None or not pairs:
+        return [None] * len(pairs)
+    with tempfile.TemporaryDirectory(prefix="vaewatch-vus-") as tmp:
+        arrays = {}
+        for i, (score, label) in enumerate(pairs):
+            arrays[f"score_{i}"] = np.asarray(score, dtype=np.float64)
+            arrays[f"label_{i}"] = np.asarray(label, dtype=np.int64)
+        np.savez(Path(tmp) / "in.npz", **arrays)  # type: ignore[arg-type]
+        cmd = [str(python), str(SCRIPT), str(Path(tmp) / "in.npz"), str(len(pairs))]
+        if sliding_window:
+            cmd.append(str(sliding_window))
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+        if done.returncode != 0:
+            return [None] * len(pairs)
+        values = json.loads(done.stdout.strip().splitlines()[-1])
+    return [None if v is None else float(v) for v in values]
