@@ -1,8 +1,123 @@
-"""Sub-commands of this package (filled in by its issue)."""
+"""Sub-commands of the streaming side: `worker`, `replay`, `broker`."""
+
+from __future__ import annotations
 
 import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
+from worker.settings import WorkerSettings, env_var, load_settings
 
-def register(sub: "argparse._SubParsersAction[Any]") -> None:
-    """Add this package's sub-commands to the `vaewatch` parser."""
+WORKER_FLAGS = {
+    "bootstrap_servers": "kafka_bootstrap_servers",
+    "input_topic": "input_topic",
+    "group_id": "group_id",
+    "registry": "registry",
+    "model": "model",
+    "device": "device",
+    "max_batch": "max_batch",
+    "max_batch_wait_ms": "max_batch_wait_ms",
+    "metrics_port": "metrics_port",
+}
+
+
+def _env_help() -> str:
+    lines = ["environment (flags override):"]
+    for name, field in WorkerSettings.model_fields.items():
+        default = field.default
+        shown = "" if default is None else f" (default {default})"
+        lines.append(f"  {env_var(name):36s}{(field.description or '')}{shown}")
+    return "\n".join(lines)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from worker.app import run_worker
+
+    overrides = {field: getattr(args, flag) for flag, field in WORKER_FLAGS.items()}
+    return run_worker(load_settings(overrides))
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from worker.replay import load_replay_tables, replay_series
+
+    settings = load_settings({"kafka_bootstrap_servers": args.bootstrap_servers})
+    tables = load_replay_tables([Path(p) for p in args.data], args.split)
+    started = time.perf_counter()
+    sent = replay_series(
+        settings,
+        tables,
+        args.topic,
+        window=args.window,
+        stride=args.stride,
+        rate=args.rate,
+        limit=args.limit,
+        progress=sys.stderr.isatty(),
+    )
+    seconds = time.perf_counter() - started
+    print(
+        f"replayed {sent} windows from {len(tables)} series to {args.topic} in {seconds:.1f}s "
+        f"({sent / max(seconds, 1e-9):.0f} windows/s)"
+    )
+    return 0
+
+
+def _broker(args: argparse.Namespace) -> int:
+    from worker.broker import EmbeddedBroker
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with EmbeddedBroker(port=args.port, storage=args.storage) as broker:
+        print(f"embedded broker (Tansu) listening on {broker.bootstrap} (pid {broker.pid})")
+        print(f"export VAEWATCH_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap}   # Ctrl-C to stop")
+        try:
+            while not stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+    print("broker stopped")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    w = sub.add_parser(
+        "worker",
+        help="the streaming worker: sensor windows in, anomaly events and corrected windows out",
+        description="Consumes sensor windows, scores them with the registry's production model, "
+        "publishes anomaly events and corrected windows; invalid input goes to the DLQ.",
+        epilog=_env_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for flag, field in WORKER_FLAGS.items():
+        info = WorkerSettings.model_fields[field]
+        kind = int if info.annotation is int else str
+        w.add_argument(
+            f"--{flag.replace('_', '-')}", type=kind, default=None, help=f"{info.description}"
+        )
+    w.set_defaults(func=_worker)
+
+    r = sub.add_parser(
+        "replay",
+        help="produce sensor windows cut from CSV series into a topic",
+        description="Cuts windows from every <split>.csv under each PATH and produces them "
+        "(key = <dataset>/<series>). For demos, load tests and backfills through the stream.",
+    )
+    r.add_argument("--data", nargs="+", required=True, metavar="PATH", help="folders or CSVs")
+    r.add_argument("--topic", required=True, help="target topic")
+    r.add_argument("--window", type=int, default=128, help="rows per window (default 128)")
+    r.add_argument("--stride", type=int, default=None, help="rows between windows (default window)")
+    r.add_argument("--rate", type=float, default=0.0, help="windows/s; 0 = as fast as possible")
+    r.add_argument("--split", choices=["test", "train"], default="test", help="which CSV files")
+    r.add_argument("--limit", type=int, default=None, help="stop after N windows")
+    r.add_argument(
+        "--bootstrap-servers", default=None, help=f"else ${env_var('kafka_bootstrap_servers')}"
+    )
+    r.set_defaults(func=_replay)
+
+    b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu)")
+    b.add_argument("--port", type=int, default=9092, help="port (default 9092)")
+    b.add_argument("--storage", default=None, help="Tansu storage engine URL (default memory)")
+    b.set_defaults(func=_broker)

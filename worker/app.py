@@ -1,0 +1,107 @@
+"""`vaewatch worker`: wire settings, Kafka edge, model watcher, metrics and the loop.
+
+Failures sorted by what to do with them: a poison message is dead-lettered (pipeline); a
+broker that does not acknowledge is retried with backoff (loop); a bad model is refused
+and the old one keeps serving (watcher); no model at all keeps the worker unready and
+waiting; anything else is logged and the process exits non-zero for the orchestrator.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from types import FrameType
+
+import structlog
+import torch
+
+from vaewatch.errors import BrokerError
+from worker.kafka_edge import KafkaSink, KafkaSource, ensure_topics
+from worker.loop import WorkerLoop
+from worker.model_watcher import ModelWatcher
+from worker.observability import Health, Metrics, serve
+from worker.pipeline import Topics
+from worker.settings import WorkerSettings
+
+log = structlog.get_logger(__name__)
+CONNECT_ATTEMPTS = 6
+
+
+def _install_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            log.warning("second_signal_exiting_now", signal=signum)
+            os._exit(130)
+        log.info("stop_requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _connect(settings: WorkerSettings, stop: threading.Event) -> tuple[KafkaSource, KafkaSink]:
+    """Bounded exponential backoff: a cluster that is briefly away is not a crash loop."""
+    delay = 1.0
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            if settings.create_topics:
+                topics = [settings.input_topic, settings.events_topic]
+                topics += [settings.corrected_topic, settings.dlq_topic]
+                ensure_topics(settings, topics, settings.topic_partitions)
+            return KafkaSource(settings, [settings.input_topic]), KafkaSink(settings)
+        except BrokerError as exc:
+            if attempt == CONNECT_ATTEMPTS or stop.is_set():
+                raise
+            log.warning("broker_unreachable_retrying", error=str(exc), retry_in_s=delay)
+            stop.wait(delay)
+            delay = min(delay * 2, 30.0)
+    raise AssertionError("unreachable")
+
+
+def run_worker(settings: WorkerSettings) -> int:
+    structlog.contextvars.bind_contextvars(group=settings.group_id, input=settings.input_topic)
+    if not torch.cuda.is_available():
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    stop = threading.Event()
+    _install_signals(stop)
+    metrics, health = Metrics(), Health()
+    server = serve(settings.metrics_port, metrics, health) if settings.metrics_port else None
+
+    def on_reload(result: str, version: str, reason: str) -> None:
+        metrics.reloads.labels(result=result).inc()
+
+    watcher = ModelWatcher(
+        settings.registry, settings.model, settings.device, settings.reload_interval_s, on_reload
+    )
+    watcher.check_once()
+    if watcher.current() is None:
+        log.warning("no_model_yet", registry=str(settings.registry), model=settings.model)
+    watcher.start()
+    log.info("worker_starting", settings=settings.safe_dump())
+    source, sink = _connect(settings, stop)
+    loop = WorkerLoop(
+        source,
+        sink,
+        watcher.current,
+        Topics(settings.events_topic, settings.corrected_topic, settings.dlq_topic),
+        max_batch=settings.max_batch,
+        max_batch_wait_ms=settings.max_batch_wait_ms,
+        max_message_bytes=settings.max_message_bytes,
+        flush_timeout_s=settings.flush_timeout_s,
+        metrics=metrics,
+        health=health,
+    )
+    started = time.monotonic()
+    try:
+        loop.run(stop)
+    finally:
+        health.stopped = True
+        watcher.stop()
+        sink.close()
+        source.close()  # LeaveGroup: partitions move to the other members at once
+        if server is not None:
+            server.shutdown()
+        log.info("worker_stopped", seconds=round(time.monotonic() - started, 1))
+    return 0

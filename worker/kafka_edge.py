@@ -1,0 +1,280 @@
+"""The Kafka edge: the only module that imports kafka-python.
+
+`KafkaSource` and `KafkaSink` implement `worker.records.Source` / `Sink`; the loop never
+sees the client library. Client errors become typed errors: `BrokerError` (cannot reach
+or talk to the cluster), `DeliveryError` (an output was not acknowledged), `CommitError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import structlog
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+
+from vaewatch.errors import BrokerError
+from worker.records import CommitError, DeliveryError, InRecord, OutRecord
+from worker.settings import WorkerSettings
+
+log = structlog.get_logger(__name__)
+TP = tuple[str, int]
+
+
+def security_kwargs(settings: WorkerSettings) -> dict[str, Any]:
+    """The SASL/SSL settings in kafka-python's names; only those that are set."""
+    kw: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if settings.sasl_mechanism:
+        kw["sasl_mechanism"] = settings.sasl_mechanism
+    if settings.sasl_username:
+        kw["sasl_plain_username"] = settings.sasl_username
+    if settings.sasl_password:
+        kw["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        value = getattr(settings, name)
+        if value:
+            kw[name] = str(value)
+    if settings.ssl_password:
+        kw["ssl_password"] = settings.ssl_password.get_secret_value()
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        kw["ssl_check_hostname"] = settings.ssl_check_hostname
+    return kw
+
+
+def _unreachable(settings: WorkerSettings, exc: Exception) -> BrokerError:
+    return BrokerError(
+        f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {type(exc).__name__}"
+    )
+
+
+def _servers(settings: WorkerSettings) -> list[str]:
+    return [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
+
+
+def ensure_topics(settings: WorkerSettings, topics: Sequence[str], partitions: int) -> None:
+    """Create the topics that do not exist; an existing topic is fine."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=_servers(settings),
+            client_id="vaewatch-admin",
+            **security_kwargs(settings),
+        )
+    except KafkaError as exc:
+        raise _unreachable(settings, exc) from exc
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        if missing:
+            new = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(new)
+            log.info("topics_created", topics=missing, partitions=partitions)
+    except KafkaError as exc:
+        raise BrokerError(f"cannot create topics {list(topics)}: {type(exc).__name__}") from exc
+    finally:
+        admin.close()
+
+
+class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.revoked: set[TP] = set()
+        self.lock = threading.Lock()
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        with self.lock:
+            self.revoked.update((tp.topic, tp.partition) for tp in revoked)
+        if revoked:
+            log.info(
+                "partitions_revoked", partitions=sorted(f"{t.topic}-{t.partition}" for t in revoked)
+            )
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        if assigned:
+            log.info(
+                "partitions_assigned",
+                partitions=sorted(f"{t.topic}-{t.partition}" for t in assigned),
+            )
+
+
+class KafkaSource:
+    """A consumer-group member with manual commits (offsets move only after outputs are acked)."""
+
+    def __init__(self, settings: WorkerSettings, topics: Sequence[str]) -> None:
+        self._listener = _Revocations()
+        try:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=_servers(settings),
+                group_id=settings.group_id,
+                client_id=f"vaewatch-{settings.group_id}",
+                enable_auto_commit=False,
+                auto_offset_reset=settings.auto_offset_reset,
+                session_timeout_ms=settings.session_timeout_ms,
+                heartbeat_interval_ms=settings.heartbeat_interval_ms,
+                max_poll_interval_ms=settings.max_poll_interval_ms,
+                # bounded fetch buffers: when scoring is slow the consumer simply fetches less
+                max_partition_fetch_bytes=min(settings.max_message_bytes * 2, 8 * 1024 * 1024),
+                fetch_max_bytes=32 * 1024 * 1024,
+                **security_kwargs(settings),
+            )
+        except KafkaError as exc:
+            raise _unreachable(settings, exc) from exc
+        self._consumer.subscribe(list(topics), listener=self._listener)
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[InRecord]:
+        try:
+            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except KafkaError as exc:
+            raise BrokerError(f"poll failed: {type(exc).__name__}: {exc}") from exc
+        out = []
+        for tp, records in batches.items():
+            for r in records:
+                out.append(InRecord(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp))
+        return out
+
+    def commit(self, offsets: dict[TP, int]) -> None:
+        if not offsets:
+            return
+        meta = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
+        try:
+            self._consumer.commit(meta)
+        except KafkaError as exc:
+            raise CommitError(f"offset commit failed: {type(exc).__name__}") from exc
+
+    def assignment(self) -> set[TP]:
+        return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def take_revoked(self) -> set[TP]:
+        with self._listener.lock:
+            revoked, self._listener.revoked = self._listener.revoked, set()
+        return revoked
+
+    def lag(self) -> dict[TP, int]:
+        """High-water mark minus committed offset (end_offsets() is unreliable on Tansu)."""
+        out: dict[TP, int] = {}
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                committed = self._consumer.committed(tp) or 0
+            except KafkaError:
+                continue
+            out[(tp.topic, tp.partition)] = max(0, int(high) - int(committed))
+        return out
+
+    def close(self) -> None:
+        try:
+            self._consumer.close()  # sends LeaveGroup: partitions move at once
+        except KafkaError as exc:
+            log.warning("consumer_close_failed", error=str(exc))
+
+
+def make_producer(settings: WorkerSettings, **overrides: Any) -> Any:
+    """An idempotent, acks=all producer tuned for throughput (large batches, short linger)."""
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": _servers(settings),
+        "client_id": "vaewatch-producer",
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "batch_size": 262144,
+        "max_request_size": max(settings.max_message_bytes * 2, 1048576),
+        "retries": 2147483647,
+        "delivery_timeout_ms": int(settings.flush_timeout_s * 1000) + 5000,
+        **security_kwargs(settings),
+        **overrides,
+    }
+    try:
+        return KafkaProducer(**kwargs)
+    except KafkaError as exc:
+        raise _unreachable(settings, exc) from exc
+
+
+class KafkaSink:
+    """Sends asynchronously; `flush` waits for every ack since the last flush or raises."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self._producer = make_producer(settings)
+        self._pending: list[Any] = []
+
+    def send(self, record: OutRecord) -> None:
+        try:
+            future = self._producer.send(
+                record.topic, value=record.value, key=record.key, headers=record.headers or None
+            )
+        except KafkaError as exc:
+            raise DeliveryError(f"send to {record.topic} failed: {type(exc).__name__}") from exc
+        self._pending.append(future)
+
+    def flush(self, timeout_s: float) -> None:
+        pending, self._pending = self._pending, []
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except KafkaError as exc:
+            raise DeliveryError(f"flush failed: {type(exc).__name__}") from exc
+        for future in pending:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                future.get(timeout=remaining)
+            except Exception as exc:  # KafkaTimeoutError, broker errors: nothing is committed
+                raise DeliveryError(
+                    f"output not acknowledged: {type(exc).__name__}: {exc}"
+                ) from exc
+
+    def close(self) -> None:
+        try:
+            self._producer.close(timeout=10)
+        except KafkaError as exc:
+            log.warning("producer_close_failed", error=str(exc))
+
+
+def read_topic_values(settings: WorkerSettings, topic: str, since_ms: int) -> Iterator[bytes]:
+    """Every message value of `topic` from `since_ms` (epoch ms) to the end seen at start."""
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=_servers(settings),
+            enable_auto_commit=False,
+            group_id=None,
+            **security_kwargs(settings),
+        )
+    except KafkaError as exc:
+        raise _unreachable(settings, exc) from exc
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return
+        consumer.assign(tps)
+        starts = consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
+        for tp in tps:
+            found = starts.get(tp)
+            if found is None:
+                consumer.seek_to_end(tp)
+            else:
+                consumer.seek(tp, found.offset)
+        ends: dict[Any, int] = {}
+        idle_since = time.monotonic()
+        while True:
+            batches = consumer.poll(timeout_ms=500, max_records=2000)
+            for tp in tps:
+                if tp not in ends and consumer.highwater(tp) is not None:
+                    ends[tp] = int(consumer.highwater(tp))
+            for tp, records in batches.items():
+                for r in records:
+                    if r.offset < ends.get(tp, r.offset + 1):
+                        yield r.value
+            if batches:
+                idle_since = time.monotonic()
+            done = len(ends) == len(tps) and all(consumer.position(tp) >= ends[tp] for tp in tps)
+            if done or time.monotonic() - idle_since > 5.0:
+                return
+    finally:
+        consumer.close()
