@@ -235,16 +235,7 @@ def decode_window(raw: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedWind
 _INPUT_FIELDS = frozenset(SensorWindow.model_fields)
 
 
-def align_to_model(
-    window: DecodedWindow, model_channels: Sequence[str], min_length: int
-) -> np.ndarray:
-    """The model's columns, in the model's order: (T, C_model). Extra input channels are ignored."""
-    if len(window.values) < min_length:
-        raise InvalidMessage(
-            "too_short", f"window has {len(window.values)} rows; the model needs {min_length}"
-        )
-    if tuple(model_channels) == window.channels:
-        return window.values
+def _check_channels(window: DecodedWindow, model_channels: Sequence[str]) -> dict[str, int]:
     index = {c: i for i, c in enumerate(window.channels)}
     missing = [c for c in model_channels if c not in index]
     if missing:
@@ -252,6 +243,21 @@ def align_to_model(
             "channels_mismatch",
             f"window lacks {len(missing)} of the model's channels, e.g. {missing[0]!r}",
         )
+    return index
+
+
+def align_to_model(
+    window: DecodedWindow, model_channels: Sequence[str], min_length: int
+) -> np.ndarray:
+    """The model's columns, in the model's order: (T, C_model). Extra input channels are ignored."""
+    if len(window.values) < min_length:
+        _check_channels(window, model_channels)
+        raise InvalidMessage(
+            "too_short", f"window has {len(window.values)} rows; the model needs {min_length}"
+        )
+    if tuple(model_channels) == window.channels:
+        return window.values
+    index = _check_channels(window, model_channels)
     columns: np.ndarray = window.values[:, [index[c] for c in model_channels]]
     return columns
 

@@ -1,8 +1,14 @@
 """Shared fixtures. Unit tests need nothing; integration tests get a real broker."""
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from vaecore import Detector
 
 # Tests run on a 2-core machine next to a broker: keep torch from oversubscribing.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -13,3 +19,11 @@ def _torch_threads() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_detector() -> Detector:
+    """One small model trained on the bundled SMD sample, shared by the whole session."""
+    from tests.model_factory import train_tiny_detector
+
+    return train_tiny_detector()

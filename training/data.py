@@ -39,12 +39,14 @@ def masked_values(table: SeriesTable) -> np.ndarray:
     return values
 
 
-def split_series(values: np.ndarray, val_fraction: float, window: int) -> Split:
+def split_series(
+    values: np.ndarray, val_fraction: float, window: int, where: str = "series"
+) -> Split:
     """Hold out the last `val_fraction` of a series (at least one window) for validation."""
     n_val = max(int(len(values) * val_fraction), window)
     if len(values) - n_val < window:
         raise UserInputError(
-            f"series of {len(values)} rows is too short for window {window} with validation"
+            f"{where}: {len(values)} rows is too short for window {window} plus a validation tail"
         )
     return Split(values[:-n_val], values[-n_val:])
 

@@ -98,7 +98,9 @@ def train_detector(
     tables: Sequence[SeriesTable], opts: TrainOptions
 ) -> tuple[Detector, FitHistory, list[np.ndarray], dict[str, Any]]:
     """Fit scaler and VAE on the training part of every series; return validation parts too."""
-    splits = [split_series(masked_values(t), opts.val_fraction, opts.window) for t in tables]
+    splits = [
+        split_series(masked_values(t), opts.val_fraction, opts.window, str(t.path)) for t in tables
+    ]
     train_rows = [s.train for s in splits]
     scaler = ChannelScaler.fit(np.concatenate(train_rows))
     stride = stride_for(sum(len(r) for r in train_rows), opts.window, opts.max_windows)

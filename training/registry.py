@@ -112,7 +112,11 @@ class Registry:
     def _clean_stale_tmp(self, model_dir: Path) -> None:
         now = time.time()
         for p in model_dir.glob(f"{TMP_PREFIX}*"):
-            if now - p.stat().st_mtime > STALE_TMP_SECONDS:
+            try:
+                age = now - p.stat().st_mtime
+            except FileNotFoundError:  # another job just renamed or removed it
+                continue
+            if age > STALE_TMP_SECONDS:
                 shutil.rmtree(p, ignore_errors=True)
 
     # --- the production alias -----------------------------------------------------------

@@ -1,0 +1,114 @@
+"""Small real-broker helpers for tests: produce, read a topic to a count, run workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    for key, value in messages:
+        producer.send(topic, key=key, value=value)
+    producer.flush(30)
+    producer.close()
+
+
+def read_topic(bootstrap: str, topic: str, min_count: int, timeout_s: float = 60.0) -> list[Any]:
+    """Every record of `topic` from the beginning, once at least `min_count` are there."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        deadline = time.monotonic() + timeout_s
+        parts: set[int] = set()
+        while not parts and time.monotonic() < deadline:
+            parts = consumer.partitions_for_topic(topic) or set()
+            if not parts:
+                time.sleep(0.3)
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+            if len(records) >= min_count:
+                # one more short poll so that extra (duplicate) records are seen too
+                for batch in consumer.poll(timeout_ms=1000).values():
+                    records.extend(batch)
+                break
+        return records
+    finally:
+        consumer.close()
+
+
+@dataclass
+class WorkerProcess:
+    proc: subprocess.Popen[bytes]
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 40.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log_text():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"worker exited {self.proc.returncode}: {self.log_text()[-2000:]}"
+                )
+            time.sleep(0.2)
+        raise AssertionError(
+            f"{text!r} not in worker log after {timeout}s: {self.log_text()[-2000:]}"
+        )
+
+
+def start_worker(
+    bootstrap: str, topics: Any, registry: Path, log: Path, **extra: str
+) -> WorkerProcess:
+    env = dict(os.environ)
+    env.update(
+        VAEWATCH_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        VAEWATCH_INPUT_TOPIC=topics.input,
+        VAEWATCH_EVENTS_TOPIC=topics.events,
+        VAEWATCH_CORRECTED_TOPIC=topics.corrected,
+        VAEWATCH_DLQ_TOPIC=topics.dlq,
+        VAEWATCH_GROUP_ID=topics.group,
+        VAEWATCH_REGISTRY=str(registry),
+        VAEWATCH_MODEL="default",
+        VAEWATCH_DEVICE="cpu",
+        VAEWATCH_METRICS_PORT="0",
+        VAEWATCH_SESSION_TIMEOUT_MS="6000",
+        VAEWATCH_HEARTBEAT_INTERVAL_MS="1000",
+        VAEWATCH_RELOAD_INTERVAL_S="0.5",
+        VAEWATCH_TOPIC_PARTITIONS="4",
+        OMP_NUM_THREADS="1",
+    )
+    env.update(extra)
+    out = log.open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vaewatch", "--log-format", "json", "worker"],
+        env=env,
+        stdout=out,
+        stderr=out,
+        cwd=REPO,
+    )
+    return WorkerProcess(proc, log, env)

@@ -1,0 +1,43 @@
+"""A small trained model published into a registry, for tests (a few seconds on CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from schemas.series_csv import read_series_csv
+from training.calibration import quantile_threshold
+from training.data import cut_windows
+from training.registry import Registry
+from vaecore import ChannelScaler, ConvVAE, Detector, FitConfig, Thresholds, VAEConfig, fit
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+SMD = SAMPLE / "smd" / "machine-1-2"
+
+
+def train_tiny_detector(window: int = 64, steps: int = 150, seed: int = 0) -> Detector:
+    table = read_series_csv(SMD / "train.csv")
+    values = table.values
+    scaler = ChannelScaler.fit(values)
+    train = cut_windows(scaler.transform(values), window, 8)
+    torch.manual_seed(seed)
+    model = ConvVAE(VAEConfig(n_channels=len(table.channels), window=window, hidden=(16, 32)))
+    fit(model, train, None, FitConfig(epochs=5, batch_size=64, lr=3e-3, max_steps=steps, seed=seed))
+    detector = Detector(model, scaler, table.channels, device="cpu", stride=window // 2)
+    [val] = detector.score([values[-1000:]])
+    points = np.stack([quantile_threshold(val.point[:, c], 0.001) for c in range(values.shape[1])])
+    return detector.with_thresholds(
+        Thresholds(window=quantile_threshold(val.step, 0.002), point=points, window_spread=1.0)
+    )
+
+
+def publish(detector: Detector, registry_root: Path, name: str, promote: bool = True) -> str:
+    tmp = registry_root / ".build" / f"{name}-{np.random.default_rng().integers(1 << 30)}"
+    detector.save(tmp, name=name, version="0", training_data={"source": "tests"}, metrics={})
+    registry = Registry(registry_root)
+    version = registry.publish(name, tmp)
+    if promote:
+        registry.promote(name, version)
+    return version

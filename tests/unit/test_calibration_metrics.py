@@ -1,0 +1,47 @@
+"""Threshold calibration (POT, quantile) and detection metrics on hand-checkable cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.calibration import pot_threshold, quantile_threshold, robust_spread
+from training.metrics import auc_pr, best_f1, f1_at, point_adjusted_f1, segments
+
+pytestmark = pytest.mark.unit
+
+
+def test_pot_extrapolates_the_exponential_tail() -> None:
+    scores = np.random.default_rng(0).exponential(1.0, 20000)
+    risk = 1e-4  # beyond what 20k samples pin down empirically
+    true = -np.log(risk)  # exact quantile of Exp(1)
+    assert abs(pot_threshold(scores, risk) - true) / true < 0.1
+    assert abs(quantile_threshold(scores, 0.01) - -np.log(0.01)) < 0.15
+
+
+def test_pot_falls_back_to_the_quantile_with_too_few_points() -> None:
+    scores = np.arange(20.0)
+    assert pot_threshold(scores, 0.1) == quantile_threshold(scores, 0.1)
+
+
+def test_spread_is_the_iqr_or_one() -> None:
+    assert robust_spread(np.array([0.0, 1.0, 2.0, 3.0, 4.0])) == 2.0
+    assert robust_spread(np.ones(10)) == 1.0
+
+
+def test_metrics_on_a_hand_made_case() -> None:
+    labels = np.array([0, 0, 1, 1, 0, 0, 1, 0])
+    perfect = labels.astype(float)
+    assert auc_pr(perfect, labels) == 1.0
+    assert best_f1(perfect, labels) == 1.0
+    predicted = np.array([0, 0, 1, 0, 0, 1, 0, 0], dtype=bool)
+    assert f1_at(predicted, labels) == pytest.approx(2 * 1 / (2 * 1 + 1 + 2))
+    assert segments(labels) == [(2, 4), (6, 7)]
+    # point adjustment: one hit in segment (2,4) counts both points
+    assert point_adjusted_f1(predicted, labels) == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+    assert auc_pr(perfect, np.zeros(8, dtype=int)) is None
+
+
+def test_nan_scores_rank_lowest() -> None:
+    labels = np.array([0, 1, 0])
+    assert auc_pr(np.array([np.nan, 2.0, 1.0]), labels) == 1.0

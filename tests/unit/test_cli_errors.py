@@ -1,0 +1,101 @@
+"""Bad input on the command line: one line on stderr, a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.model_factory import publish
+from vaecore import Detector
+from vaewatch.cli import main
+
+pytestmark = pytest.mark.unit
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path.parent
+
+
+@pytest.mark.parametrize(
+    ("csv", "expected"),
+    [
+        ("timestamp,a,label\n1,2\n", "fields"),
+        ("timestamp,a\n1,2\n2,oops\n", "'oops' is not a number"),
+        ("timestamp,a\n" + "".join(f"{i},{i}\n" for i in range(50)), "too short"),
+    ],
+)
+def test_train_on_bad_csv_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, csv: str, expected: str
+) -> None:
+    data = write(tmp_path / "d" / "s" / "train.csv", csv)
+    code, err = run(
+        capsys, "train", "--data", str(data), "--registry", str(tmp_path / "r"), "--model", "m"
+    )
+    assert code == 2
+    last = err.splitlines()[-1]
+    assert last.startswith("vaewatch train: error: ")
+    assert expected in last
+    assert "Traceback" not in err
+
+
+def test_train_on_an_empty_directory(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    code, err = run(
+        capsys, "train", "--data", str(tmp_path / "empty"), "--registry", "r", "--model", "m"
+    )
+    assert code == 2
+    assert "no train.csv found" in err
+
+
+def test_unknown_model_and_version(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_detector: Detector
+) -> None:
+    publish(tiny_detector, tmp_path, "m")
+    code, err = run(capsys, "models", "show", "--registry", str(tmp_path), "--model", "nope")
+    assert code == 2
+    assert "unknown model 'nope'" in err
+    data = str(Path(__file__).resolve().parents[2] / "data" / "sample" / "smd")
+    code, err = run(
+        capsys,
+        "score",
+        "--registry",
+        str(tmp_path),
+        "--model",
+        "m@7",
+        "--data",
+        data,
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert code == 2
+    assert "unknown version '7' of m" in err
+
+
+def test_a_worker_setting_out_of_range_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VAEWATCH_MAX_BATCH", "0")
+    code, err = run(capsys, "worker")
+    assert code == 2
+    assert err.startswith("vaewatch worker: error: VAEWATCH_MAX_BATCH")
+
+
+def test_secrets_never_appear_in_the_settings_dump(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.settings import load_settings
+
+    monkeypatch.setenv("VAEWATCH_SASL_PASSWORD", "hunter2-secret")
+    settings = load_settings()
+    assert "hunter2-secret" not in str(settings.safe_dump())
+    assert "hunter2-secret" not in repr(settings)
+    from worker.kafka_edge import security_kwargs
+
+    assert security_kwargs(settings)["sasl_plain_password"] == "hunter2-secret"

@@ -1,0 +1,268 @@
+"""The worker loop on in-memory fakes: checkpoint order, dead letters, rebalances, model swaps."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import orjson
+import pytest
+
+from schemas.messages import encode_window
+from schemas.series_csv import read_series_csv
+from tests.model_factory import SMD
+from vaecore import Detector
+from worker.loop import WorkerLoop, next_offsets
+from worker.pipeline import Topics, process_batch
+from worker.records import DeliveryError, InRecord, OutRecord, TopicPartition
+
+pytestmark = pytest.mark.unit
+TOPICS = Topics("events", "corrected", "dlq")
+START = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+@dataclass
+class FakeSource:
+    records: list[InRecord]
+    revoke_after_poll: set[TopicPartition] = field(default_factory=set)
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+    polled: int = 0
+    max_outstanding: int = 0
+    _revoked: set[TopicPartition] = field(default_factory=set)
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[InRecord]:
+        out, self.records = self.records[:max_records], self.records[max_records:]
+        self.polled += len(out)
+        self.max_outstanding = max(self.max_outstanding, len(out))
+        if out and self.revoke_after_poll:
+            self._revoked |= self.revoke_after_poll
+            self.revoke_after_poll = set()
+        return out
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.log.append("commit")
+        self.committed.update(offsets)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {("in", 0), ("in", 1)}
+
+    def take_revoked(self) -> set[TopicPartition]:
+        revoked, self._revoked = self._revoked, set()
+        return revoked
+
+    def lag(self) -> dict[TopicPartition, int]:
+        return {}
+
+    def close(self) -> None:
+        self.log.append("close")
+
+
+@dataclass
+class FakeSink:
+    log: list[str]
+    fail_flushes: int = 0
+    sent: list[OutRecord] = field(default_factory=list)
+    acked: list[OutRecord] = field(default_factory=list)
+    _pending: list[OutRecord] = field(default_factory=list)
+
+    def send(self, record: OutRecord) -> None:
+        self._pending.append(record)
+        self.sent.append(record)
+
+    def flush(self, timeout_s: float) -> None:
+        self.log.append("flush")
+        if self.fail_flushes:
+            self.fail_flushes -= 1
+            self._pending.clear()
+            raise DeliveryError("broker away")
+        self.acked.extend(self._pending)
+        self._pending.clear()
+
+    def close(self) -> None:
+        self.log.append("sink_close")
+
+
+def window_bytes(i: int, values: np.ndarray, channels: Iterable[str]) -> bytes:
+    start = START + timedelta(minutes=i)
+    return encode_window(f"s/{i}", "s", start, 60000, list(channels), values)
+
+
+def records(detector: Detector, n: int, partitions: int = 2) -> list[InRecord]:
+    table = read_series_csv(SMD / "test.csv")
+    out = []
+    for i in range(n):
+        values = table.values[i * 8 : i * 8 + detector.window]
+        raw = window_bytes(i, values, table.channels)
+        out.append(InRecord("in", i % partitions, i // partitions, b"s", raw, 0))
+    return out
+
+
+def make_loop(source: FakeSource, sink: FakeSink, detector: Detector, **kw: int) -> WorkerLoop:
+    return WorkerLoop(
+        source,
+        sink,
+        lambda: detector,
+        TOPICS,
+        max_batch=kw.get("max_batch", 16),
+        max_batch_wait_ms=0,
+        max_message_bytes=1 << 22,
+        flush_timeout_s=1.0,
+    )
+
+
+def run_until_drained(loop: WorkerLoop, source: FakeSource) -> None:
+    stop = threading.Event()
+    while source.records:
+        batch = loop.collect(stop)
+        if batch:
+            loop.process(batch, loop.detector() or pytest.fail("no model"), stop)
+
+
+def test_outputs_are_acknowledged_before_offsets_are_committed(tiny_detector: Detector) -> None:
+    source = FakeSource(records(tiny_detector, 10))
+    sink = FakeSink(source.log)
+    run_until_drained(make_loop(source, sink, tiny_detector, max_batch=4), source)
+    assert source.log[:2] == ["flush", "commit"]
+    assert all(
+        a == "flush" and b == "commit"
+        for a, b in zip(source.log[::2], source.log[1::2], strict=True)
+    )
+    assert source.committed == {("in", 0): 5, ("in", 1): 5}
+    corrected = [r for r in sink.acked if r.topic == "corrected"]
+    assert len(corrected) == 10
+
+
+def test_a_failed_flush_commits_nothing_and_resends_the_batch(tiny_detector: Detector) -> None:
+    source = FakeSource(records(tiny_detector, 4))
+    sink = FakeSink(source.log, fail_flushes=2)
+    loop = make_loop(source, sink, tiny_detector)
+    loop.flush_timeout_s = 0.01
+    batch = loop.collect(threading.Event())
+    stop = threading.Event()
+    out = loop.process(batch, tiny_detector, stop)
+    assert out is not None
+    assert source.log == ["flush", "flush", "flush", "commit"]
+    assert len([r for r in sink.acked if r.topic == "corrected"]) == 4
+
+
+def test_stop_during_an_outage_leaves_offsets_uncommitted(tiny_detector: Detector) -> None:
+    source = FakeSource(records(tiny_detector, 2))
+    sink = FakeSink(source.log, fail_flushes=100)
+    loop = make_loop(source, sink, tiny_detector)
+    stop = threading.Event()
+    batch = loop.collect(stop)
+    stop.set()
+    assert loop.process(batch, tiny_detector, stop) is None
+    assert source.committed == {}
+
+
+def test_bad_messages_go_to_the_dlq_with_reasons_and_the_rest_is_processed(
+    tiny_detector: Detector,
+) -> None:
+    good = records(tiny_detector, 2)
+    bad_values = [b"not json", b'{"schema_version": 9}', orjson.dumps({"schema_version": 1})]
+    bad = [InRecord("in", 0, 10 + i, None, v, 0) for i, v in enumerate(bad_values)]
+    short = window_bytes(99, np.zeros((3, len(tiny_detector.channels))), tiny_detector.channels)
+    bad.append(InRecord("in", 0, 20, b"s", short, 0))
+    out = process_batch(good + bad, tiny_detector, TOPICS, 1 << 22)
+    dlq = [r for r in out.records if r.topic == "dlq"]
+    assert len(dlq) == 4
+    classes = [dict(r.headers)["vaewatch.error.class"].decode() for r in dlq]
+    assert classes == ["not_json", "wrong_version", "missing_field", "too_short"]
+    assert [r.value for r in dlq[:3]] == bad_values  # original bytes, unchanged
+    assert out.valid == 2
+
+
+def test_records_of_revoked_partitions_are_dropped_not_committed(tiny_detector: Detector) -> None:
+    source = FakeSource(records(tiny_detector, 6), revoke_after_poll={("in", 1)})
+    sink = FakeSink(source.log)
+    loop = make_loop(source, sink, tiny_detector, max_batch=6)
+    batch = loop.collect(threading.Event())
+    assert {r.partition for r in batch} == {0}
+    loop.process(batch, tiny_detector)
+    assert ("in", 1) not in source.committed
+
+
+def test_model_is_swapped_only_between_batches_and_outputs_name_it(tiny_detector: Detector) -> None:
+    from dataclasses import replace
+
+    v2 = replace(tiny_detector, version="2", name="m")
+    current = {"d": replace(tiny_detector, version="1", name="m")}
+    source = FakeSource(records(tiny_detector, 4))
+    sink = FakeSink(source.log)
+    loop = WorkerLoop(
+        source,
+        sink,
+        lambda: current["d"],
+        TOPICS,
+        max_batch=2,
+        max_batch_wait_ms=0,
+        max_message_bytes=1 << 22,
+        flush_timeout_s=1.0,
+    )
+    stop = threading.Event()
+    first = loop._serving_model()
+    assert first is not None
+    loop.process(loop.collect(stop), first)
+    current["d"] = v2
+    second = loop._serving_model()
+    assert second is not None
+    loop.process(loop.collect(stop), second)
+    versions = [
+        orjson.loads(r.value)["model"]["version"] for r in sink.acked if r.topic == "corrected"
+    ]
+    assert versions == ["1", "1", "2", "2"]
+
+
+def test_batches_never_exceed_max_batch(tiny_detector: Detector) -> None:
+    source = FakeSource(records(tiny_detector, 20))
+    sink = FakeSink(source.log)
+    run_until_drained(make_loop(source, sink, tiny_detector, max_batch=3), source)
+    assert source.max_outstanding <= 3
+
+
+def test_run_finishes_the_batch_in_hand_when_stopped(tiny_detector: Detector) -> None:
+    source = FakeSource(records(tiny_detector, 5))
+    sink = FakeSink(source.log)
+    loop = make_loop(source, sink, tiny_detector, max_batch=5)
+    stop = threading.Event()
+    original = loop.collect
+
+    def collect_then_stop(s: threading.Event) -> list[InRecord]:
+        batch = original(s)
+        stop.set()  # SIGTERM arrives while the batch is in hand
+        return batch
+
+    loop.collect = collect_then_stop  # type: ignore[method-assign]
+    loop.run(stop)
+    assert source.committed == {("in", 0): 3, ("in", 1): 2}
+    assert len([r for r in sink.acked if r.topic == "corrected"]) == 5
+
+
+def test_next_offsets_is_last_plus_one_per_partition() -> None:
+    batch = [InRecord("t", p, o, None, b"", 0) for p, o in [(0, 5), (0, 7), (1, 2)]]
+    assert next_offsets(batch) == {("t", 0): 8, ("t", 1): 3}
+    assert next_offsets(batch, exclude={("t", 0)}) == {("t", 1): 3}
+
+
+def test_events_carry_points_channels_and_deterministic_ids(tiny_detector: Detector) -> None:
+    table = read_series_csv(SMD / "test.csv")
+    values = table.values[300 : 300 + tiny_detector.window].copy()
+    values[10, 3] += 50.0  # an unmistakable spike on dim_4
+    raw = window_bytes(1, values, table.channels)
+    rec = InRecord("in", 0, 0, b"s", raw, 0)
+    first = process_batch([rec], tiny_detector, TOPICS, 1 << 22)
+    again = process_batch([rec], tiny_detector, TOPICS, 1 << 22)
+    events = [orjson.loads(r.value) for r in first.records if r.topic == "events"]
+    assert len(events) == 1
+    points = events[0]["anomalous_points"]
+    assert any(p["index"] == 10 and p["channel"] == "dim_4" for p in points)
+    again_events = [orjson.loads(r.value) for r in again.records if r.topic == "events"]
+    assert events[0]["event_id"] == again_events[0]["event_id"]
+    corrected = next(orjson.loads(r.value) for r in first.records if r.topic == "corrected")
+    assert [10, 3] in corrected["corrected"]
+    assert abs(corrected["values"][10][3] - table.values[310, 3]) < 5.0
