@@ -33,6 +33,9 @@ class Architecture(_Strict):
     beta: float = Field(ge=0)
     min_logvar: float
     max_logvar: float
+    variance: Literal["point", "channel"] = Field(
+        default="point", description="decoder log-variance per point, or one per channel"
+    )
 
 
 class Normalisation(_Strict):

@@ -49,6 +49,7 @@ def _train(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         max_windows=args.max_windows,
         n_samples=args.n_samples,
+        variance=args.variance,
         method=args.threshold_method,
         risk=args.false_alarm_rate,
         tolerance=args.tolerance,
@@ -103,6 +104,12 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument(
         "--n-samples", type=int, default=0, help="latent samples L for scoring (0 = mean)"
+    )
+    p.add_argument(
+        "--variance",
+        choices=["point", "channel"],
+        default="point",
+        help="decoder variance per point (default) or one per channel",
     )
     p.add_argument("--threshold-method", choices=["pot", "quantile"], default="pot")
     p.add_argument("--false-alarm-rate", type=float, default=1e-3, help="per-step target (1e-3)")

@@ -56,6 +56,7 @@ class TrainOptions:
     max_windows: int = 20000  # training windows cap (stride grows to respect it)
     latent_dim: int = 16
     beta: float = 1.0
+    variance: str = "point"  # decoder variance: per point (default) or per channel
     n_samples: int = 0  # L for scoring; 0 = posterior mean (deterministic, fastest)
     risk: float = 1e-3  # target per-step false-alarm rate for the thresholds
     method: str = "pot"  # threshold rule: pot | quantile
@@ -114,6 +115,7 @@ def train_detector(
         window=opts.window,
         latent_dim=opts.latent_dim,
         beta=opts.beta,
+        variance=opts.variance,
     )
     model = ConvVAE(cfg)
     bar, on_epoch = _progress(opts)

@@ -78,6 +78,7 @@ def save_artifact(
             beta=cfg.beta,
             min_logvar=cfg.min_logvar,
             max_logvar=cfg.max_logvar,
+            variance="channel" if cfg.variance == "channel" else "point",
         ),
         channels=list(detector.channels),
         normalisation=Normalisation(center=center, scale=scale),
@@ -152,6 +153,7 @@ def load_artifact(path: Path, device: str = "auto") -> Detector:
         beta=arch.beta,
         min_logvar=arch.min_logvar,
         max_logvar=arch.max_logvar,
+        variance=arch.variance,
     )
     model = ConvVAE(cfg)
     try:

@@ -41,6 +41,7 @@ class VAEConfig:
     beta: float = 1.0  # weight of the KL term (beta-VAE); 1.0 is the plain ELBO
     min_logvar: float = -6.0  # soft floor of the decoder log-variance (std >= ~0.05)
     max_logvar: float = 4.0  # soft ceiling of the decoder log-variance
+    variance: str = "point"  # "point": log-variance head per point; "channel": one per channel
 
     def __post_init__(self) -> None:
         step = 2 ** len(self.hidden)
@@ -52,6 +53,8 @@ class VAEConfig:
             raise ValueError("kernel_size must be odd")
         if not self.min_logvar < self.max_logvar:
             raise ValueError("min_logvar must be below max_logvar")
+        if self.variance not in ("point", "channel"):
+            raise ValueError("variance must be 'point' or 'channel'")
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,12 @@ class ConvVAE(nn.Module):
             ]
         )
         self.mean_head = nn.Conv1d(back[-1], cfg.n_channels, cfg.kernel_size, 1, pad)
-        self.logvar_head = nn.Conv1d(back[-1], cfg.n_channels, cfg.kernel_size, 1, pad)
+        if cfg.variance == "point":
+            self.logvar_head: nn.Module = nn.Conv1d(
+                back[-1], cfg.n_channels, cfg.kernel_size, 1, pad
+            )
+        else:  # one learned variance per channel: context cannot "explain away" an anomaly
+            self.channel_logvar = nn.Parameter(torch.zeros(1, cfg.n_channels, 1))
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.encoder(x)  # (B, H, T / 2^k)
@@ -112,7 +120,12 @@ class ConvVAE(nn.Module):
         h = self.from_latent(z).view(z.shape[0], self.cfg.hidden[-1], self._reduced)
         h = self.decoder(h)  # (B, H0, T)
         mean = self.mean_head(h)  # (B, C, T)
-        logvar = _soft_clamp(self.logvar_head(h), self.cfg.min_logvar, self.cfg.max_logvar)
+        raw = (
+            self.logvar_head(h)
+            if self.cfg.variance == "point"
+            else self.channel_logvar.expand_as(mean)
+        )
+        logvar = _soft_clamp(raw, self.cfg.min_logvar, self.cfg.max_logvar)
         return mean, logvar
 
     def forward(self, x: Tensor, eps: Tensor | None = None) -> VAEOutput:
