@@ -278,3 +278,40 @@ def read_topic_values(settings: WorkerSettings, topic: str, since_ms: int) -> It
                 return
     finally:
         consumer.close()
+
+
+def read_topic_records(
+    settings: WorkerSettings, topic: str, min_count: int, timeout_s: float
+) -> list[InRecord]:
+    """Every record of `topic` from the beginning once `min_count` are there (or the deadline)."""
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=_servers(settings),
+            enable_auto_commit=False,
+            group_id=None,
+            **security_kwargs(settings),
+        )
+    except KafkaError as exc:
+        raise _unreachable(settings, exc) from exc
+    deadline = time.monotonic() + timeout_s
+    out: list[InRecord] = []
+    try:
+        parts: set[int] = set()
+        while not parts and time.monotonic() < deadline:
+            parts = consumer.partitions_for_topic(topic) or set()
+            if not parts:
+                time.sleep(0.2)
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            return out
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        while time.monotonic() < deadline and len(out) < min_count:
+            for tp, records in consumer.poll(timeout_ms=300).items():
+                out.extend(
+                    InRecord(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp)
+                    for r in records
+                )
+        return out
+    finally:
+        consumer.close()

@@ -1,0 +1,254 @@
+"""`make run`: the whole product on embedded defaults, start to finish, in one command.
+
+1. start the embedded Kafka-compatible broker (unless VAEWATCH_KAFKA_BOOTSTRAP_SERVERS names one);
+2. train a model on the bundled sample if the registry has no production model;
+3. start `vaewatch worker` as a child process (exactly what production runs);
+4. replay the sample's test series into the input topic, plus a few malformed messages;
+5. wait until every window came out, then print a summary table and exit 0.
+
+Everything it starts is stopped on the way out, Ctrl-C included: no stray broker process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from schemas.series_csv import SeriesTable
+from training.registry import Registry
+from vaewatch.errors import VaewatchError
+from worker.records import InRecord
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample" / "smd"
+MODEL = "default"
+WINDOW = 128
+STRIDE = 8
+BAD_MESSAGES = [
+    b"this is not json",
+    b'{"schema_version": 2, "window_id": "x", "series_id": "x"}',
+    b'{"schema_version": 1, "window_id": "w", "series_id": "s", "start": "2026-11-24T03:00:00Z",'
+    b' "interval_ms": 1000, "channels": ["a"], "values": [[NaN]]}',
+]
+
+
+@dataclass(frozen=True)
+class Topics:
+    input: str
+    events: str
+    corrected: str
+    dlq: str
+
+
+@contextmanager
+def _broker() -> Iterator[str]:
+    external = os.environ.get("VAEWATCH_KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        print(f"using the Kafka cluster at {external}")
+        yield external
+        return
+    from worker.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        print(f"embedded broker (Tansu) on {broker.bootstrap}, pid {broker.pid}")
+        yield broker.bootstrap
+
+
+def _vaewatch(*args: str) -> list[str]:
+    return [sys.executable, "-m", "vaewatch", *args]
+
+
+def _ensure_model(registry: Path) -> str:
+    reg = Registry(registry)
+    current = reg.production(MODEL)
+    if current is not None:
+        print(f"registry {registry} already serves {MODEL}@{current}: not retraining")
+        return current
+    print(f"no production model in {registry}: training {MODEL!r} on {SAMPLE.relative_to(REPO)}")
+    cmd = _vaewatch("train", "--data", str(SAMPLE), "--registry", str(registry), "--model", MODEL)
+    subprocess.run([*cmd, "--promote", "--progress"], check=True, stdout=subprocess.DEVNULL)
+    version = reg.production(MODEL)
+    if version is None:
+        raise VaewatchError("training finished but no production model was published")
+    return version
+
+
+@contextmanager
+def _worker(bootstrap: str, registry: Path, topics: Topics, log: Path) -> Iterator[None]:
+    env = dict(os.environ)
+    env.update(
+        VAEWATCH_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        VAEWATCH_REGISTRY=str(registry),
+        VAEWATCH_MODEL=MODEL,
+        VAEWATCH_INPUT_TOPIC=topics.input,
+        VAEWATCH_EVENTS_TOPIC=topics.events,
+        VAEWATCH_CORRECTED_TOPIC=topics.corrected,
+        VAEWATCH_DLQ_TOPIC=topics.dlq,
+        VAEWATCH_GROUP_ID=f"vaewatch-demo-{uuid.uuid4().hex[:8]}",
+        VAEWATCH_METRICS_PORT=env.get("VAEWATCH_METRICS_PORT", "0"),
+        VAEWATCH_SESSION_TIMEOUT_MS="6000",
+        VAEWATCH_HEARTBEAT_INTERVAL_MS="1000",
+    )
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            _vaewatch("--log-format", "json", "worker"), env=env, stdout=out, stderr=out
+        )
+    print(f"worker started (pid {proc.pid}), logs in {log.relative_to(REPO)}")
+    try:
+        _wait_until_assigned(proc, log)
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_until_assigned(proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> None:
+    """Replay only once the worker has joined its group, so latency means processing time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:]
+            raise VaewatchError(f"the worker exited with {proc.returncode}: {tail}")
+        if b'"partitions_assigned"' in log.read_bytes():
+            return
+        time.sleep(0.2)
+    raise VaewatchError(f"the worker did not join its consumer group within {timeout_s:.0f} s")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def summarise(
+    inputs: list[InRecord],
+    corrected: list[InRecord],
+    events: list[InRecord],
+    dead: list[InRecord],
+    table: SeriesTable,
+) -> list[tuple[str, str]]:
+    from worker.replay import expected_window_labels
+
+    produced = {
+        orjson.loads(r.value)["window_id"]: r.timestamp_ms for r in inputs if r.key != b"bad"
+    }
+    docs = [orjson.loads(r.value) for r in corrected]
+    latency = [
+        (r.timestamp_ms - produced[d["window_id"]]) / 1000
+        for r, d in zip(corrected, docs, strict=True)
+        if d["window_id"] in produced
+    ]
+    order = sorted(docs, key=lambda d: d["start"])
+    predicted = np.array([d["is_anomaly"] for d in order], dtype=bool)
+    truth = expected_window_labels(table, WINDOW, STRIDE).astype(bool)[: len(predicted)]
+    tp = int((predicted & truth).sum())
+    precision = tp / max(int(predicted.sum()), 1)
+    recall = tp / max(int(truth.sum()), 1)
+    span = (max(r.timestamp_ms for r in corrected) - min(produced.values())) / 1000
+    points = sum(len(d["corrected"]) for d in docs)
+    return [
+        ("windows in", f"{len(produced)} valid + {len(inputs) - len(produced)} malformed"),
+        ("corrected windows out", str(len(corrected))),
+        ("anomaly events out", str(len(events))),
+        ("dead letters", str(len(dead))),
+        ("points replaced", f"{points} (missing or flagged)"),
+        (
+            "window precision",
+            f"{precision:.2f} ({tp}/{int(predicted.sum())} events on labelled windows)",
+        ),
+        ("window recall", f"{recall:.2f} ({tp}/{int(truth.sum())} labelled windows)"),
+        ("throughput", f"{len(corrected) / max(span, 1e-9):.0f} windows/s end to end"),
+        (
+            "latency p50 / p99",
+            f"{_percentile(latency, 50) * 1000:.0f} / {_percentile(latency, 99) * 1000:.0f} ms",
+        ),
+    ]
+
+
+def _print_table(rows: list[tuple[str, str]], report: Path) -> None:
+    width = max(len(k) for k, _ in rows)
+    print("\n" + "=" * 64)
+    print(" vaewatch make run: summary")
+    print("=" * 64)
+    for key, value in rows:
+        print(f" {key:<{width}}  {value}")
+    print("-" * 64)
+    print(f" training report (PNG): {report}")
+    print("=" * 64)
+
+
+def run() -> int:
+    from schemas.series_csv import find_series_files, read_series_csv
+    from worker.kafka_edge import read_topic_records
+    from worker.replay import replay_series
+    from worker.settings import load_settings
+
+    registry = Path(os.environ.get("VAEWATCH_REGISTRY", REPO / "models"))
+    run_dir = REPO / "runs" / time.strftime("%Y%m%dT%H%M%S")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    topics = Topics(
+        f"sensor-windows-{tag}",
+        f"anomaly-events-{tag}",
+        f"corrected-windows-{tag}",
+        f"sensor-windows-{tag}.dlq",
+    )
+    version = _ensure_model(registry)
+    [table] = [read_series_csv(p) for p in find_series_files([SAMPLE], "test.csv")]
+    with _broker() as bootstrap, _worker(bootstrap, registry, topics, run_dir / "worker.log"):
+        settings = load_settings({"kafka_bootstrap_servers": bootstrap})
+        sent = replay_series(
+            settings, [table], topics.input, window=WINDOW, stride=STRIDE, progress=True
+        )
+        from worker.kafka_edge import make_producer
+
+        producer = make_producer(settings)
+        for raw in BAD_MESSAGES:
+            producer.send(topics.input, key=b"bad", value=raw)
+        producer.flush(30)
+        producer.close()
+        print(f"replayed {sent} windows + {len(BAD_MESSAGES)} malformed messages; waiting")
+        corrected = read_topic_records(settings, topics.corrected, sent, timeout_s=120)
+        if len(corrected) < sent:
+            raise VaewatchError(
+                f"only {len(corrected)} of {sent} corrected windows arrived in 120 s"
+            )
+        dead = read_topic_records(settings, topics.dlq, len(BAD_MESSAGES), timeout_s=30)
+        events = read_topic_records(settings, topics.events, 1, timeout_s=5)
+        inputs = read_topic_records(settings, topics.input, sent + len(BAD_MESSAGES), timeout_s=30)
+        rows = summarise(inputs, corrected, events, dead, table)
+    _print_table(rows, registry / MODEL / version / "report")
+    return 0
+
+
+def main() -> int:
+    try:
+        return run()
+    except VaewatchError as exc:
+        print(f"make run: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except subprocess.CalledProcessError as exc:
+        print(f"make run: error: `vaewatch {exc.cmd[3]}` exited {exc.returncode}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nmake run: interrupted; everything it started has been stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
