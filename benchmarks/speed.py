@@ -1,0 +1,348 @@
+"""`make bench`: the worker's speed against its own limits, all measured in one run.
+
+For each window shape (128x1 NAB-like, 128x8 SKAB-like, 128x38 server-metrics-like):
+  io_ceiling       bare kafka-python relay: consume, produce two outputs, commit (no parsing)
+  codec            decode + validate + encode cost alone (µs per window)
+  compute_ceiling  Detector.score + correct on pre-built arrays, best batch size
+  worker           `vaewatch worker` end to end on a pre-filled topic (validate, batch, score,
+                   correct, publish, commit), peak RSS
+  latency          produce -> corrected-window publish, p50/p99, at 50% and 90% of the worker's max
+Reported as windows/s and as the ratio worker / min(io_ceiling, compute_ceiling).
+Synthetic sine+noise windows; an untrained model with thresholds calibrated on its own
+scores (speed does not depend on training, only on shapes and how many points get corrected).
+GPU: not measured on this machine (no CUDA device); the same command measures it where present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from schemas.messages import (
+    ModelRef,
+    SourceRef,
+    decode_window,
+    encode_corrected,
+    encode_window,
+    merge_corrected,
+)
+from training.calibration import quantile_threshold
+from training.registry import Registry
+from vaecore import ChannelScaler, ConvVAE, Detector, Thresholds, VAEConfig
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+SHAPES = [(128, 1), (128, 8), (128, 38)]
+
+
+def synthetic(n: int, window: int, channels: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(window)[None, :, None] + rng.integers(0, 1000, (n, 1, 1))
+    phase = np.linspace(0, 3, channels)[None, None, :]
+    return np.sin(2 * np.pi * t / 50 + phase) + 0.1 * rng.standard_normal((n, window, channels))
+
+
+def build_detector(window: int, channels: int) -> Detector:
+    torch.manual_seed(0)
+    names = tuple(f"ch_{i}" for i in range(channels))
+    calib = synthetic(64, window, channels, seed=1)
+    scaler = ChannelScaler.fit(calib)
+    det = Detector(
+        ConvVAE(VAEConfig(n_channels=channels, window=window)), scaler, names, device="auto"
+    )
+    scores = det.score(list(calib))
+    steps = np.concatenate([s.step for s in scores])
+    points = np.concatenate([s.point for s in scores])
+    point = np.array([quantile_threshold(points[:, c], 0.001) for c in range(channels)])
+    return det.with_thresholds(Thresholds(quantile_threshold(steps, 0.001), point))
+
+
+def messages(n: int, window: int, channels: int) -> list[bytes]:
+    values = synthetic(n, window, channels, seed=2)
+    names = [f"ch_{i}" for i in range(channels)]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    return [
+        encode_window(f"s{i % 50}/{i}", f"s{i % 50}", start + timedelta(minutes=i), 60000, names, v)
+        for i, v in enumerate(values)
+    ]
+
+
+def codec_us(raw: list[bytes], detector: Detector) -> float:
+    model, source = ModelRef(name="m", version="1"), SourceRef(topic="t", partition=0, offset=0)
+    started = time.perf_counter()
+    for r in raw:
+        w = decode_window(r)
+        values, pairs = merge_corrected(
+            w, detector.channels, w.values, np.zeros(w.values.shape, bool)
+        )
+        encode_corrected(w, values, pairs, is_anomaly=False, score=1.0, model=model, source=source)
+    return (time.perf_counter() - started) / len(raw) * 1e6
+
+
+def compute_ceiling(detector: Detector, window: int, channels: int) -> tuple[float, int]:
+    best, best_batch = 0.0, 0
+    for batch in (64, 256, 1024):
+        windows = list(synthetic(batch, window, channels, seed=3))
+        detector.correct(windows, detector.score(windows))  # warm-up
+        reps, started = 0, time.perf_counter()
+        while time.perf_counter() - started < 2.0:
+            detector.correct(windows, detector.score(windows))
+            reps += 1
+        rate = reps * batch / (time.perf_counter() - started)
+        if rate > best:
+            best, best_batch = rate, batch
+    return best, best_batch
+
+
+def fill_topic(bootstrap: str, topic: str, raw: list[bytes]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, batch_size=262144, acks="all"
+    )
+    for r in raw:
+        producer.send(topic, key=r[30:40], value=r)
+    producer.flush(120)
+    producer.close()
+
+
+def io_ceiling(bootstrap: str, topic: str, n: int) -> float:
+    """consume -> produce 2 outputs -> commit, no parsing: what kafka-python can move here."""
+    from kafka import KafkaConsumer, KafkaProducer
+
+    group = f"relay-{uuid.uuid4().hex[:6]}"
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, batch_size=262144, acks="all"
+    )
+    done, started = 0, None
+    deadline = time.monotonic() + 120
+    while done < n and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500, max_records=256).values():
+            if started is None:
+                started = time.perf_counter()
+            for r in records:
+                producer.send(f"{topic}-relay-a", key=r.key, value=r.value)
+                producer.send(f"{topic}-relay-b", key=r.key, value=r.value)
+            done += len(records)
+        producer.flush()
+        consumer.commit()
+    seconds = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    producer.close()
+    return done / max(seconds, 1e-9)
+
+
+def publish_model(detector: Detector, root: Path, name: str) -> None:
+    tmp = root / ".build" / name
+    detector.save(tmp, name=name, version="0", training_data={}, metrics={})
+    reg = Registry(root)
+    reg.promote(name, reg.publish(name, tmp))
+
+
+def start_worker(
+    bootstrap: str, registry: Path, model: str, tag: str, log: Path
+) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        VAEWATCH_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        VAEWATCH_REGISTRY=str(registry),
+        VAEWATCH_MODEL=model,
+        VAEWATCH_INPUT_TOPIC=f"in-{tag}",
+        VAEWATCH_EVENTS_TOPIC=f"ev-{tag}",
+        VAEWATCH_CORRECTED_TOPIC=f"co-{tag}",
+        VAEWATCH_DLQ_TOPIC=f"dlq-{tag}",
+        VAEWATCH_GROUP_ID=f"g-{tag}",
+        VAEWATCH_METRICS_PORT="0",
+        VAEWATCH_SESSION_TIMEOUT_MS="6000",
+        VAEWATCH_HEARTBEAT_INTERVAL_MS="1000",
+        VAEWATCH_LOG_LEVEL="WARNING",
+    )
+    out = log.open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "vaewatch", "--log-format", "json", "worker"],
+        env=env,
+        stdout=out,
+        stderr=out,
+    )
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def read_timestamps(bootstrap: str, topic: str, n: int, timeout_s: float) -> list[tuple[str, int]]:
+    """(window_id, broker timestamp) of the first n records of `topic`."""
+    import orjson
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    deadline = time.monotonic() + timeout_s
+    parts: set[int] = set()
+    while not parts and time.monotonic() < deadline:
+        parts = consumer.partitions_for_topic(topic) or set()
+        time.sleep(0.2)
+    tps = [TopicPartition(topic, p) for p in parts]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    out: list[tuple[str, int]] = []
+    while len(out) < n and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            out.extend((orjson.loads(r.value)["window_id"], r.timestamp) for r in records)
+    consumer.close()
+    return out
+
+
+def worker_rate(
+    bootstrap: str, registry: Path, model: str, raw: list[bytes], log: Path
+) -> tuple[float, float]:
+    tag = uuid.uuid4().hex[:8]
+    fill_topic(bootstrap, f"in-{tag}", raw)
+    proc = start_worker(bootstrap, registry, model, tag, log)
+    try:
+        done = read_timestamps(bootstrap, f"co-{tag}", len(raw), timeout_s=600)
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    stamps = sorted(ts for _, ts in done)
+    # steady state: skip the first 5% (group join, warm-up)
+    k = len(stamps) // 20
+    rate = (len(stamps) - k) / max((stamps[-1] - stamps[k]) / 1000, 1e-9)
+    return rate, rss
+
+
+def latency_at(
+    bootstrap: str, registry: Path, model: str, raw: list[bytes], rate: float, log: Path
+) -> tuple[float, float]:
+    from kafka import KafkaProducer
+
+    tag = uuid.uuid4().hex[:8]
+    proc = start_worker(bootstrap, registry, model, tag, log)
+    try:
+        time.sleep(8)  # join the group before the clock starts
+        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks="all")
+        started = time.perf_counter()
+        sent: dict[str, int] = {}
+        for i, r in enumerate(raw):
+            ahead = i / rate - (time.perf_counter() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+            producer.send(f"in-{tag}", value=r, key=r[30:40])
+            sent[decode_window(r).window_id] = 0
+        producer.flush()
+        producer.close()
+        inputs = dict(read_timestamps(bootstrap, f"in-{tag}", len(raw), 60))
+        outputs = read_timestamps(bootstrap, f"co-{tag}", len(raw), 120)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    lat = [(ts - inputs[w]) for w, ts in outputs if w in inputs]
+    return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--windows", type=int, default=3000, help="windows per shape")
+    parser.add_argument("--no-latency", action="store_true", help="skip the latency runs")
+    args = parser.parse_args()
+    from worker.broker import EmbeddedBroker
+
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "device": "cuda" if torch.cuda.is_available() else "cpu (GPU not measured: no CUDA device)",
+        "shapes": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        registry = Path(tmp) / "registry"
+        for window, channels in SHAPES:
+            name = f"bench-{window}x{channels}"
+            print(f"== {name}", flush=True)
+            detector = build_detector(window, channels)
+            publish_model(detector, registry, name)
+            raw = messages(args.windows, window, channels)
+            row: dict[str, Any] = {"message_bytes": int(np.mean([len(r) for r in raw]))}
+            row["codec_us_per_window"] = round(codec_us(raw[:1000], detector), 1)
+            torch.set_num_threads(os.cpu_count() or 1)
+            row["compute_ceiling"], row["best_batch"] = compute_ceiling(detector, window, channels)
+            relay_topic = f"relay-{uuid.uuid4().hex[:6]}"
+            fill_topic(broker.bootstrap, relay_topic, raw)
+            row["io_ceiling"] = io_ceiling(broker.bootstrap, relay_topic, len(raw))
+            row["worker"], row["worker_peak_rss_mb"] = worker_rate(
+                broker.bootstrap, registry, name, raw, Path(tmp) / f"{name}.log"
+            )
+            row["ratio_vs_min_ceiling"] = row["worker"] / min(
+                row["io_ceiling"], row["compute_ceiling"]
+            )
+            if not args.no_latency:
+                for pct in (50, 90):
+                    p50, p99 = latency_at(
+                        broker.bootstrap,
+                        registry,
+                        name,
+                        raw[: min(len(raw), 1500)],
+                        row["worker"] * pct / 100,
+                        Path(tmp) / f"{name}-lat{pct}.log",
+                    )
+                    row[f"latency_ms_at_{pct}pct"] = {"p50": p50, "p99": p99}
+            results["shapes"][name] = row
+            print(json.dumps(row, indent=1, default=lambda x: round(x, 1)), flush=True)
+    print_table(results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "speed.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    print(f"\nwritten {RESULTS / 'speed.json'}")
+    return 0
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(f"\nvaewatch speed — {results['machine']}; device {results['device']}")
+    head = (
+        f"{'shape':<14}{'io ceil/s':>10}{'compute/s':>11}{'worker/s':>10}{'ratio':>7}"
+        f"{'codec µs':>10}{'RSS MB':>8}  latency p50/p99 ms @50% | @90%"
+    )
+    print(head)
+    for name, r in results["shapes"].items():
+        lat = ""
+        if "latency_ms_at_50pct" in r:
+            a, b = r["latency_ms_at_50pct"], r["latency_ms_at_90pct"]
+            lat = f"{a['p50']:.0f}/{a['p99']:.0f} | {b['p50']:.0f}/{b['p99']:.0f}"
+        print(
+            f"{name:<14}{r['io_ceiling']:>10.0f}{r['compute_ceiling']:>11.0f}{r['worker']:>10.0f}"
+            f"{r['ratio_vs_min_ceiling']:>7.2f}{r['codec_us_per_window']:>10.0f}"
+            f"{r['worker_peak_rss_mb']:>8.0f}  {lat}"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
