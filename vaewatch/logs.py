@@ -12,6 +12,19 @@ import structlog
 LogFormat = Literal["auto", "json", "console"]
 
 
+class _StderrLogger(structlog.PrintLogger):
+    """Writes to whatever `sys.stderr` is at the time of the call (not at configuration)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+
+
+def _stderr_logger(*args: object) -> structlog.PrintLogger:
+    return _StderrLogger()
+
+
 def configure_logging(level: str = "INFO", fmt: LogFormat = "auto") -> None:
     """Configure structlog once per process; safe to call again (last call wins)."""
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
@@ -31,6 +44,6 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "auto") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
