@@ -1,0 +1,269 @@
+"""`make bench-quality`: detection quality on the developer data set, vaewatch vs baselines.
+
+For every series folder (train.csv + labelled test.csv) under --data: train vaewatch with its
+defaults on train.csv and score test.csv through `Detector.score` (the worker's code path);
+run the baselines on the same split; compute per series AUC-PR (scikit-learn), VUS-PR
+(TSB-AD's own implementation, run in benchmarks/.peers-venv because tsb-ad pins numpy<2)
+and best F1 over thresholds (plus F1 at the calibrated threshold for vaewatch).
+
+Baselines (same inputs, same scoring of every test step):
+  zscore   per-channel rolling z-score over the previous 128 steps, max |z| over channels
+  iforest  scikit-learn IsolationForest on sliding windows of 16 steps (all channels), fit on train
+  pca      PCA reconstruction error on the same sliding windows (95% variance), fit on train
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.ensemble import IsolationForest
+from tqdm import tqdm
+
+from schemas.series_csv import read_series_csv
+from training.backfill import score_table
+from training.job import TrainOptions, calibrate, train_detector
+from training.metrics import auc_pr, best_f1, f1_at
+from training.vus import peers_python, vus_pr_many
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+PEERS_VENV = REPO / "benchmarks" / ".peers-venv"
+FEATURE_WINDOW = 16
+
+
+def ensure_peers_venv() -> None:
+    """tsb-ad (for VUS-PR) in its own virtualenv: it pins numpy<2, the project uses numpy 2."""
+    stamp = PEERS_VENV / ".installed"
+    if stamp.exists():
+        return
+    py = PEERS_VENV / "bin" / "python"
+    print("building benchmarks/.peers-venv (tsb-ad, numpy<2) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+    pip = [str(py), "-m", "pip", "install", "--quiet"]
+    subprocess.run(
+        [
+            *pip,
+            "numpy<2",
+            "setuptools<70",
+            "wheel",
+            "scikit-learn",
+            "scipy",
+            "pandas",
+            "statsmodels",
+            "tqdm",
+        ],
+        check=True,
+    )
+    subprocess.run([*pip, "--no-deps", "--no-build-isolation", "tsb-ad==1.5"], check=True)
+    stamp.touch()
+
+
+def fill_nan(values: np.ndarray) -> np.ndarray:
+    """Baselines need complete rows: carry the last observation forward, then zeros."""
+    out = values.copy()
+    for c in range(out.shape[1]):
+        col = out[:, c]
+        mask = np.isnan(col)
+        if mask.all():
+            col[:] = 0.0
+            continue
+        idx = np.where(~mask, np.arange(len(col)), 0)
+        np.maximum.accumulate(idx, out=idx)
+        col[:] = col[idx]
+        col[np.isnan(col)] = col[~np.isnan(col)][0]
+    return out
+
+
+def rolling_zscore(train: np.ndarray, test: np.ndarray, window: int = 128) -> np.ndarray:
+    full = fill_nan(np.concatenate([train[-window:], test]))
+    csum = np.cumsum(np.vstack([np.zeros((1, full.shape[1])), full]), axis=0)
+    csq = np.cumsum(np.vstack([np.zeros((1, full.shape[1])), full**2]), axis=0)
+    scores = np.zeros(len(test))
+    for i in range(len(test)):
+        t = i + min(window, len(train))
+        lo = max(0, t - window)
+        n = t - lo
+        mean = (csum[t] - csum[lo]) / n
+        var = np.maximum((csq[t] - csq[lo]) / n - mean**2, 1e-12)
+        scores[i] = float(np.max(np.abs(full[t] - mean) / np.sqrt(var)))
+    return scores
+
+
+def windows_features(values: np.ndarray, w: int = FEATURE_WINDOW) -> np.ndarray:
+    """Row t -> the w rows ending at t (padded at the start), flattened."""
+    padded = np.vstack([np.repeat(values[:1], w - 1, axis=0), values])
+    view = np.lib.stride_tricks.sliding_window_view(padded, w, axis=0)  # (T, C, w)
+    return view.reshape(len(values), -1)
+
+
+def _standardised(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    tr, te = fill_nan(train), fill_nan(test)
+    mu, sd = tr.mean(axis=0), tr.std(axis=0)
+    sd = np.where(sd > 1e-9, sd, 1.0)
+    return (tr - mu) / sd, (te - mu) / sd
+
+
+def iforest(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    tr, te = _standardised(train, test)
+    model = IsolationForest(n_estimators=100, random_state=0).fit(windows_features(tr))
+    return -model.score_samples(windows_features(te))
+
+
+def pca(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    tr, te = _standardised(train, test)
+    ftr, fte = windows_features(tr), windows_features(te)
+    model = PCA(n_components=0.95, random_state=0).fit(ftr)
+    recon = model.inverse_transform(model.transform(fte))
+    return np.asarray(((fte - recon) ** 2).mean(axis=1))
+
+
+BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "zscore": rolling_zscore,
+    "iforest": iforest,
+    "pca": pca,
+}
+
+
+def run_vaewatch(folder: Path) -> tuple[np.ndarray, np.ndarray, float]:
+    train = read_series_csv(folder / "train.csv")
+    test = read_series_csv(folder / "test.csv")
+    opts = TrainOptions(progress=False)
+    started = time.perf_counter()
+    detector, _, val, _ = train_detector([train], opts)
+    detector = calibrate(detector, val, opts)
+    result = score_table(detector, test, correct=False)
+    return result.step, result.is_anomaly, time.perf_counter() - started
+
+
+def series_folders(root: Path, datasets: list[str] | None, quick: bool) -> list[Path]:
+    folders = sorted(p.parent for p in root.rglob("test.csv") if (p.parent / "train.csv").exists())
+    if datasets:
+        folders = [f for f in folders if f.parent.name in datasets]
+    if quick:
+        seen: dict[str, Path] = {}
+        for f in folders:
+            seen.setdefault(f.parent.name, f)
+        folders = list(seen.values())
+    return folders
+
+
+def _clean(x: np.ndarray) -> np.ndarray:
+    finite = x[np.isfinite(x)]
+    return np.where(np.isfinite(x), x, finite.min() if finite.size else 0.0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--datasets", nargs="*", help="only these dataset folders")
+    parser.add_argument("--quick", action="store_true", help="one series per dataset")
+    parser.add_argument("--no-vus", action="store_true")
+    args = parser.parse_args()
+    if not args.no_vus:
+        ensure_peers_venv()
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    folders = series_folders(Path(args.data), args.datasets, args.quick)
+    if not folders:
+        print(f"no series under {args.data}", file=sys.stderr)
+        return 2
+    rows: list[dict[str, Any]] = []
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    seconds: dict[str, float] = {m: 0.0 for m in ["vaewatch", *BASELINES]}
+    for folder in tqdm(folders, desc="series", unit="series"):
+        test = read_series_csv(folder / "test.csv")
+        train = read_series_csv(folder / "train.csv")
+        labels = test.labels if test.labels is not None else np.zeros(len(test.values), np.int8)
+        if labels.sum() == 0:
+            continue
+        step, predicted, sec = run_vaewatch(folder)
+        seconds["vaewatch"] += sec
+        scores = {"vaewatch": _clean(step)}
+        for name, method in BASELINES.items():
+            started = time.perf_counter()
+            scores[name] = _clean(method(train.values, test.values))
+            seconds[name] += time.perf_counter() - started
+        for method, score in scores.items():
+            row = {
+                "dataset": folder.parent.name,
+                "series": folder.name,
+                "method": method,
+                "auc_pr": auc_pr(score, labels),
+                "best_f1": best_f1(score, labels),
+            }
+            if method == "vaewatch":
+                row["f1_at_threshold"] = f1_at(predicted, labels)
+            rows.append(row)
+            pairs.append((score, labels.astype(int)))
+    vus = vus_pr_many(pairs) if not args.no_vus else [None] * len(pairs)
+    for row, v in zip(rows, vus, strict=True):
+        row["vus_pr"] = v
+    summary = summarise(rows)
+    print_tables(summary)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
+    ).stdout.strip()
+    doc = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit,
+        "machine": f"{os.cpu_count()} cores, CPU",
+        "vus_pr_available": peers_python() is not None,
+        "seconds_per_method": {k: round(v, 1) for k, v in seconds.items()},
+        "summary": summary,
+        "series": rows,
+    }
+    name = "quality-quick.json" if args.quick else "quality.json"
+    (RESULTS / name).write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"\nseconds per method: {doc['seconds_per_method']}\nwritten {RESULTS / name}")
+    return 0
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float | None]]]:
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    datasets = [*sorted({r["dataset"] for r in rows}), "overall"]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for ds in datasets:
+        out[ds] = {}
+        for m in methods:
+            sel = [r for r in rows if r["method"] == m and (ds == "overall" or r["dataset"] == ds)]
+            out[ds][m] = {
+                k: (
+                    float(np.mean(v))
+                    if (v := [r[k] for r in sel if r.get(k) is not None])
+                    else None
+                )
+                for k in ("vus_pr", "auc_pr", "best_f1", "f1_at_threshold")
+            }
+            out[ds][m]["n_series"] = float(len(sel))
+    return out
+
+
+def print_tables(summary: dict[str, dict[str, dict[str, float | None]]]) -> None:
+    def f(x: float | None) -> str:
+        return "  -  " if x is None else f"{x:.3f}"
+
+    for metric in ("vus_pr", "auc_pr", "best_f1"):
+        methods = list(next(iter(summary.values())))
+        print(f"\n{metric.upper():<28}" + "".join(f"{m:>10}" for m in methods))
+        for ds, by_method in summary.items():
+            n = int(by_method[methods[0]]["n_series"] or 0)
+            print(
+                f"{ds + f' ({n})':<28}" + "".join(f"{f(by_method[m][metric]):>10}" for m in methods)
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
