@@ -70,6 +70,16 @@ class ModelWatcher:
             log.error("model_refused", model=self.model, version=resolved.version, reason=str(exc))
             self.on_result("refused", resolved.version, str(exc))
             return False
+        if current is not None and detector.channels != current.channels:
+            reason = (
+                f"version {resolved.version} expects {len(detector.channels)} channels "
+                f"{list(detector.channels)[:3]}..., the serving model {len(current.channels)}; "
+                "a worker does not switch channel sets (restart it for a new schema)"
+            )
+            self._refused = resolved.version
+            log.error("model_refused", model=self.model, version=resolved.version, reason=reason)
+            self.on_result("refused", resolved.version, reason)
+            return False
         with self._lock:
             old, self._current = self._current, detector
         log.info(
