@@ -135,10 +135,10 @@ BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 }
 
 
-def run_vaewatch(folder: Path) -> tuple[np.ndarray, np.ndarray, float]:
+def run_vaewatch(folder: Path, overrides: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]:
     train = read_series_csv(folder / "train.csv")
     test = read_series_csv(folder / "test.csv")
-    opts = TrainOptions(progress=False)
+    opts = TrainOptions(progress=False, **overrides)
     started = time.perf_counter()
     detector, _, val, _ = train_detector([train], opts)
     detector = calibrate(detector, val, opts)
@@ -158,6 +158,15 @@ def series_folders(root: Path, datasets: list[str] | None, quick: bool) -> list[
     return folders
 
 
+def _typed(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
 def _clean(x: np.ndarray) -> np.ndarray:
     finite = x[np.isfinite(x)]
     return np.where(np.isfinite(x), x, finite.min() if finite.size else 0.0)
@@ -171,11 +180,19 @@ def main() -> int:
     parser.add_argument("--datasets", nargs="*", help="only these dataset folders")
     parser.add_argument("--quick", action="store_true", help="one series per dataset")
     parser.add_argument("--no-vus", action="store_true")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a vaewatch training default (experiments), e.g. variance=channel",
+    )
     args = parser.parse_args()
     if not args.no_vus:
         ensure_peers_venv()
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
     folders = series_folders(Path(args.data), args.datasets, args.quick)
+    overrides = {k: _typed(v) for k, v in (item.split("=", 1) for item in args.set)}
     if not folders:
         print(f"no series under {args.data}", file=sys.stderr)
         return 2
@@ -188,7 +205,7 @@ def main() -> int:
         labels = test.labels if test.labels is not None else np.zeros(len(test.values), np.int8)
         if labels.sum() == 0:
             continue
-        step, predicted, sec = run_vaewatch(folder)
+        step, predicted, sec = run_vaewatch(folder, overrides)
         seconds["vaewatch"] += sec
         scores = {"vaewatch": _clean(step)}
         for name, method in BASELINES.items():
@@ -226,6 +243,11 @@ def main() -> int:
         "series": rows,
     }
     name = "quality-quick.json" if args.quick else "quality.json"
+    if overrides:
+        name = name.replace(
+            ".json", "-" + "-".join(f"{k}={v}" for k, v in overrides.items()) + ".json"
+        )
+    doc["vaewatch_overrides"] = overrides
     (RESULTS / name).write_text(json.dumps(doc, indent=1) + "\n")
     print(f"\nseconds per method: {doc['seconds_per_method']}\nwritten {RESULTS / name}")
     return 0

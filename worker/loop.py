@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import structlog
 
 from vaecore import Detector
+from vaewatch.errors import BrokerError
 from worker.observability import Health, Metrics
 from worker.pipeline import BatchOutput, Topics, process_batch
 from worker.records import (
@@ -175,6 +176,7 @@ class WorkerLoop:
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set; the batch in hand is always finished, flushed and committed."""
         log.info("loop_started", max_batch=self.max_batch, max_batch_wait_ms=self.max_batch_wait_ms)
+        backoff = 0.5
         while not stop.is_set():
             detector = self._serving_model()  # swapped only here, between batches
             if detector is None:
@@ -182,10 +184,17 @@ class WorkerLoop:
                 stop.wait(0.5)
                 continue
             self.metrics.ready.set(1 if self.health.ready() else 0)
-            batch = self.collect(stop)
-            if batch:
-                self.process(batch, detector, stop)
-            self._update_lag()
+            try:
+                batch = self.collect(stop)
+                if batch:
+                    self.process(batch, detector, stop)
+                self._update_lag()
+                backoff = 0.5
+            except BrokerError as exc:  # broker away: nothing was committed, retry with backoff
+                log.warning("broker_error_backing_off", error=str(exc), retry_in_s=backoff)
+                self.health.beat()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
         log.info("loop_stopped")
 
 
