@@ -8,9 +8,10 @@ Checkpoint (at-least-once, the contract's delivery promise), once per micro-batc
 A crash anywhere before 3 means the batch is consumed again: duplicates are possible,
 losses are not, and a redelivered window yields the same `event_id`.
 
-Backpressure: the loop is synchronous (poll -> process -> flush -> commit), so at most one
-micro-batch (MAX_BATCH records) is in memory; when scoring is slower than input, the
-consumer simply polls less often and its bounded fetch buffers stop growing.
+Backpressure: the loop is synchronous except for one batch whose acks are awaited while the
+next is scored, so at most two micro-batches (2 x MAX_BATCH records) are in memory; when
+scoring is slower than input, the consumer polls less often and its bounded fetch buffers
+stop growing.
 Rebalances: records of partitions revoked during a poll are dropped before processing;
 the partition's new owner reads them from the last committed offset.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -39,6 +41,15 @@ from worker.records import (
 
 log = structlog.get_logger(__name__)
 LAG_EVERY_S = 5.0
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A batch whose outputs were sent but not yet acknowledged and committed."""
+
+    batch: list[InRecord]
+    out: BatchOutput
+    started: float
 
 
 class WorkerLoop:
@@ -68,15 +79,16 @@ class WorkerLoop:
         self.health = health or Health()
         self._last_lag = 0.0
         self._serving: str | None = None
+        self._revoked: set[TopicPartition] = set()
 
     # --- collecting -------------------------------------------------------------------
-    def collect(self, stop: threading.Event) -> list[InRecord]:
+    def collect(self, stop: threading.Event, idle_ms: int = 200) -> list[InRecord]:
         """Up to max_batch records, waiting at most max_batch_wait_ms after the first one."""
         batch: list[InRecord] = []
         deadline: float | None = None
         while len(batch) < self.max_batch and not stop.is_set():
             if deadline is None:
-                timeout_ms = 200  # idle: wake regularly for heartbeats, health and stop
+                timeout_ms = idle_ms  # idle: wake regularly for heartbeats, health, stop, acks
             else:
                 timeout_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
             batch.extend(self.source.poll(timeout_ms, self.max_batch - len(batch)))
@@ -84,6 +96,7 @@ class WorkerLoop:
             self.health.assigned = bool(self.source.assignment())
             revoked = self.source.take_revoked()
             if revoked:
+                self._revoked |= revoked  # the batch in flight must not commit these either
                 batch = [r for r in batch if (r.topic, r.partition) not in revoked]
             if batch and deadline is None:
                 deadline = time.monotonic() + self.max_batch_wait_ms / 1000
@@ -97,38 +110,46 @@ class WorkerLoop:
     def process(
         self, batch: list[InRecord], detector: Detector, stop: threading.Event | None = None
     ) -> BatchOutput | None:
-        """Steps 1-3 of the checkpoint. None when stopped before the outputs were acknowledged."""
+        """One batch, synchronously: score, send, checkpoint. None if stopped before the acks."""
+        flight = self._score_and_send(batch, detector)
+        return flight.out if self._checkpoint(flight, stop or threading.Event()) else None
+
+    def _score_and_send(self, batch: list[InRecord], detector: Detector) -> _InFlight:
+        """Checkpoint step 1: every output of the batch is handed to the producer."""
         started = time.perf_counter()
         out = process_batch(batch, detector, self.topics, self.max_message_bytes)
-        if not self._publish(out, stop or threading.Event()):
-            return None
-        offsets = next_offsets(batch, exclude=self.source.take_revoked())
-        try:
-            self.source.commit(offsets)
-        except CommitError as exc:  # e.g. a rebalance: the new owner re-reads these records
-            log.warning("commit_failed", error=str(exc), partitions=len(offsets))
-        self._observe(batch, out, started)
-        return out
+        for record in out.records:
+            self.sink.send(record)
+        return _InFlight(batch, out, started)
 
-    def _publish(self, out: BatchOutput, stop: threading.Event) -> bool:
-        """Send and flush until every output is acknowledged, backing off while the broker is away.
+    def _checkpoint(self, flight: _InFlight, stop: threading.Event) -> bool:
+        """Checkpoint steps 2 and 3: every output acknowledged, then the offsets committed.
 
-        A failed flush re-sends the whole batch: consumers may see duplicates (identical
-        event_ids), never a gap. Returns False if asked to stop before success.
+        A failed flush re-sends the whole batch with backoff while the broker is away:
+        consumers may see duplicates (identical event_ids), never a gap. Returns False,
+        with nothing committed, if asked to stop before the outputs were acknowledged.
         """
         delay = 0.5
         while True:
             try:
-                for record in out.records:
-                    self.sink.send(record)
                 self.sink.flush(self.flush_timeout_s)
-                return True
+                break
             except DeliveryError as exc:
                 log.warning("publish_failed_retrying", error=str(exc), retry_in_s=delay)
                 self.health.beat()
                 if stop.wait(delay):
                     return False
                 delay = min(delay * 2, 30.0)
+                for record in flight.out.records:
+                    self.sink.send(record)
+        revoked, self._revoked = self._revoked | self.source.take_revoked(), set()
+        offsets = next_offsets(flight.batch, exclude=revoked)
+        try:
+            self.source.commit(offsets)
+        except CommitError as exc:  # e.g. a rebalance: the new owner re-reads these records
+            log.warning("commit_failed", error=str(exc), partitions=len(offsets))
+        self._observe(flight.batch, flight.out, flight.started)
+        return True
 
     def _observe(self, batch: list[InRecord], out: BatchOutput, started: float) -> None:
         m = self.metrics
@@ -174,9 +195,15 @@ class WorkerLoop:
         return detector
 
     def run(self, stop: threading.Event) -> None:
-        """Until `stop` is set; the batch in hand is always finished, flushed and committed."""
+        """Until `stop` is set; the batch in hand is always finished, flushed and committed.
+
+        Pipelined by one batch: batch N's outputs are acknowledged while batch N+1 is
+        collected and scored; N is checkpointed (flush, then commit) before N+1's outputs
+        are sent. At most two batches are in memory; the order of checkpoints is unchanged.
+        """
         log.info("loop_started", max_batch=self.max_batch, max_batch_wait_ms=self.max_batch_wait_ms)
         backoff = 0.5
+        flight: _InFlight | None = None
         while not stop.is_set():
             detector = self._serving_model()  # swapped only here, between batches
             if detector is None:
@@ -185,9 +212,21 @@ class WorkerLoop:
                 continue
             self.metrics.ready.set(1 if self.health.ready() else 0)
             try:
-                batch = self.collect(stop)
-                if batch:
-                    self.process(batch, detector, stop)
+                batch = self.collect(stop, idle_ms=20 if flight is not None else 200)
+                started = time.perf_counter()
+                out = (
+                    process_batch(batch, detector, self.topics, self.max_message_bytes)
+                    if batch
+                    else None
+                )
+                if flight is not None:
+                    done, flight = self._checkpoint(flight, stop), None
+                    if not done:
+                        break  # stopped during an outage: nothing more is committed
+                if out is not None:
+                    for record in out.records:
+                        self.sink.send(record)
+                    flight = _InFlight(batch, out, started)
                 self._update_lag()
                 backoff = 0.5
             except BrokerError as exc:  # broker away: nothing was committed, retry with backoff
@@ -195,6 +234,8 @@ class WorkerLoop:
                 self.health.beat()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
+        if flight is not None:
+            self._checkpoint(flight, stop)
         log.info("loop_stopped")
 
 

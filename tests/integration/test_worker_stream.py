@@ -145,8 +145,8 @@ def test_alias_promotion_switches_the_model_without_restart(
         first = replay(kafka_bootstrap, topics.input, stride=64, limit=5)
         read_topic(kafka_bootstrap, topics.corrected, first, timeout_s=90)
         version = publish(tiny_detector, registry, "default", promote=True)
-        worker.wait_for('"model_loaded"', timeout=20)
-        worker.wait_for(f'"version": "{version}"', timeout=20)
+        worker.wait_for('"model_loaded"', timeout=40)
+        worker.wait_for(f'"version": "{version}"', timeout=40)
         second = replay(kafka_bootstrap, topics.input, stride=64, limit=5)
         corrected = read_topic(kafka_bootstrap, topics.corrected, first + second, timeout_s=60)
     finally:
@@ -168,7 +168,7 @@ def test_a_broken_new_version_is_refused_and_the_old_one_keeps_serving(
         data[-10] ^= 0xFF
         weights.write_bytes(bytes(data))
         Registry(registry).promote("default", version)
-        worker.wait_for('"model_refused"', timeout=20)
+        worker.wait_for('"model_refused"', timeout=40)
         sent = replay(kafka_bootstrap, topics.input, stride=64, limit=4)
         corrected = read_topic(kafka_bootstrap, topics.corrected, sent, timeout_s=60)
     finally:
