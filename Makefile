@@ -8,7 +8,7 @@ TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest install bench bench-quality soak schemas clean help
+.PHONY: run test lint typecheck pytest install bench bench-quality soak audit schemas clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,6 +50,10 @@ bench-quality: $(STAMP)  ## detection quality on ../shared/data against baseline
 
 soak: $(STAMP)  ## hour-scale soak run (not in CI)
 	$(BIN)/pytest -m slow -p no:cacheprovider tests/soak
+
+audit: $(STAMP)  ## known vulnerabilities in the installed dependencies (needs the PyPI JSON API or OSV)
+	$(BIN)/python -m pip install --quiet pip-audit
+	$(BIN)/pip-audit --strict --progress-spinner off
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

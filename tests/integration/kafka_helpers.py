@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,8 +26,22 @@ def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, b
     producer.close()
 
 
-def read_topic(bootstrap: str, topic: str, min_count: int, timeout_s: float = 60.0) -> list[Any]:
-    """Every record of `topic` from the beginning, once at least `min_count` are there."""
+def window_id(record: Any) -> str:
+    return str(orjson.loads(record.value)["window_id"])
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    min_count: int,
+    timeout_s: float = 60.0,
+    unique: Callable[[Any], str] | None = None,
+) -> list[Any]:
+    """Every record of `topic` from the beginning, once at least `min_count` are there.
+
+    With `unique`, `min_count` counts distinct keys (duplicates from redeliveries do not
+    count), so a read after kills waits for every distinct window, not just as many records.
+    """
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
         deadline = time.monotonic() + timeout_s
@@ -39,10 +54,13 @@ def read_topic(bootstrap: str, topic: str, min_count: int, timeout_s: float = 60
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         records: list[Any] = []
+        keys: set[str] = set()
         while time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
-            if len(records) >= min_count:
+                if unique:
+                    keys.update(unique(r) for r in batch)
+            if (len(keys) if unique else len(records)) >= min_count:
                 # one more short poll so that extra (duplicate) records are seen too
                 for batch in consumer.poll(timeout_ms=1000).values():
                     records.extend(batch)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka import KafkaProducer
 
-from tests.integration.kafka_helpers import produce, read_topic, start_worker
+from tests.integration.kafka_helpers import produce, read_topic, start_worker, window_id
 from tests.integration.test_worker_stream import replay
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,9 @@ def test_sigkill_at_random_moments_loses_nothing(
     assert 0 < len(before) < sent, "the kills should land mid-stream"
     final = start_worker(kafka_bootstrap, topics, registry, tmp_path / "final.log")
     try:
-        corrected = read_topic(kafka_bootstrap, topics.corrected, sent, timeout_s=120)
+        corrected = read_topic(
+            kafka_bootstrap, topics.corrected, sent, timeout_s=120, unique=window_id
+        )
         dead = read_topic(kafka_bootstrap, topics.dlq, len(BAD), timeout_s=30)
         events = read_topic(kafka_bootstrap, topics.events, 0, timeout_s=3)
     finally:

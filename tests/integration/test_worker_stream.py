@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from schemas.messages import decode_window
-from tests.integration.kafka_helpers import produce, read_topic, start_worker
+from tests.integration.kafka_helpers import produce, read_topic, start_worker, window_id
 from tests.model_factory import SMD, publish
 from training.registry import Registry
 from vaecore import Detector
@@ -108,7 +108,9 @@ def test_sigterm_mid_stream_loses_nothing(
     again = start_worker(kafka_bootstrap, topics, registry, tmp_path / "w2.log")
     try:
         again.wait_for("partitions_assigned", timeout=30)
-        corrected = read_topic(kafka_bootstrap, topics.corrected, sent, timeout_s=90)
+        corrected = read_topic(
+            kafka_bootstrap, topics.corrected, sent, timeout_s=90, unique=window_id
+        )
     finally:
         assert again.stop() == 0
     counts = window_ids(corrected)
