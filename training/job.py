@@ -176,13 +176,13 @@ def calibrate(detector: Detector, val_parts: list[np.ndarray], opts: TrainOption
             for c in range(points.shape[1])
         ]
     )
-    point = np.where(
-        np.isfinite(point), point, np.nanmax(np.where(np.isfinite(point), point, np.nan))
-    )
+    # a channel never observed in validation has no scores: borrow the highest finite threshold
+    finite = point[np.isfinite(point)]
+    point = np.where(np.isfinite(point), point, finite.max() if finite.size else window)
     return detector.with_thresholds(
         Thresholds(
             window=window,
-            point=np.nan_to_num(point, nan=window),
+            point=point,
             method=opts.method,
             target_false_alarm_rate=opts.risk,
             window_spread=calibration.robust_spread(steps),

@@ -47,7 +47,10 @@ def window_ids(records: list[Any]) -> Counter[str]:
 def test_every_window_once_events_and_dead_letters_with_reasons(
     kafka_bootstrap: str, topics: Any, registry: Path, tmp_path: Path
 ) -> None:
-    worker = start_worker(kafka_bootstrap, topics, registry, tmp_path / "worker.log")
+    secret = "s3cr3t-never-logged"
+    worker = start_worker(
+        kafka_bootstrap, topics, registry, tmp_path / "worker.log", VAEWATCH_SASL_PASSWORD=secret
+    )
     try:
         sent = replay(kafka_bootstrap, topics.input, stride=32)
         produce(kafka_bootstrap, topics.input, [(b"bad", raw) for raw in BAD_MESSAGES.values()])
@@ -56,6 +59,8 @@ def test_every_window_once_events_and_dead_letters_with_reasons(
         events = read_topic(kafka_bootstrap, topics.events, 1, timeout_s=10)
     finally:
         assert worker.stop() == 0
+    assert secret not in worker.log_text(), "a secret reached the logs"
+    assert "sasl_password" in worker.log_text()  # the settings were logged, masked
     counts = window_ids(corrected)
     assert len(counts) == sent
     assert set(counts.values()) == {1}, "happy path: every window exactly once"
