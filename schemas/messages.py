@@ -11,7 +11,8 @@ Two layers, one source of truth for the shapes:
 
 from __future__ import annotations
 
-import itertools
+import json
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,15 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -29,13 +38,27 @@ MAX_CHANNELS = 1024
 MAX_ID_CHARS = 256
 _EVENT_NAMESPACE = uuid.UUID("6f0c3c1e-4f57-4d8a-9a55-2f1a3b7e5d10")
 _NUMBER_TYPES = frozenset({float, int, type(None)})
+_MISSING_HINT = "use null for a missing reading"
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
 Reading = float | None
+Row = Annotated[list[Reading], Field(min_length=1, max_length=MAX_CHANNELS)]
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict like the hot path: no string->number or bool->number coercion, no NaN/Inf."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _check_grid(channels: Sequence[str], values: Sequence[Sequence[Reading]]) -> None:
+    if len(set(channels)) != len(channels):
+        raise ValueError("channel names must be unique")
+    bad = next((i for i, row in enumerate(values) if len(row) != len(channels)), None)
+    if bad is not None:
+        raise ValueError(
+            f"values[{bad}] has {len(values[bad])} readings for {len(channels)} channels"
+        )
 
 
 class SensorWindow(_Wire):
@@ -44,20 +67,33 @@ class SensorWindow(_Wire):
     schema_version: Literal[1]
     window_id: Id
     series_id: Id
-    start: datetime = Field(description="ISO-8601 time of the first row, with a timezone")
+    start: AwareDatetime = Field(description="ISO-8601 time of the first row, with a timezone")
     interval_ms: int = Field(gt=0, description="time between rows")
     channels: list[Id] = Field(min_length=1, max_length=MAX_CHANNELS)
-    values: list[list[Reading]] = Field(
-        min_length=1, max_length=MAX_STEPS, description="rows x channels; null = missing"
+    values: list[Row] = Field(
+        min_length=1,
+        max_length=MAX_STEPS,
+        description="rows x channels, one reading per channel in every row; null = missing",
     )
 
+    @model_validator(mode="after")
+    def _grid_matches_channels(self) -> SensorWindow:
+        _check_grid(self.channels, self.values)
+        return self
 
-class ModelRef(_Wire):
+
+class _Ref(BaseModel):
+    """Built by the worker for every output, so no stricter than the values it is given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelRef(_Ref):
     name: str
     version: str
 
 
-class SourceRef(_Wire):
+class SourceRef(_Ref):
     topic: str
     partition: int
     offset: int
@@ -65,7 +101,7 @@ class SourceRef(_Wire):
 
 class AnomalousPoint(_Wire):
     index: int = Field(ge=0, description="row within the window")
-    timestamp: datetime
+    timestamp: AwareDatetime = Field(description="start + index * interval_ms")
     channel: str
     value: float
     expected: float = Field(description="the model's reconstruction")
@@ -79,15 +115,15 @@ class AnomalyEvent(_Wire):
     event_id: str = Field(description="deterministic from window_id and model version")
     window_id: Id
     series_id: Id
-    start: datetime
-    end: datetime
+    start: AwareDatetime
+    end: AwareDatetime = Field(description="time of the last row")
     model: ModelRef
     score: float
     threshold: float
     severity: Literal["low", "medium", "high", "critical"]
     channel_scores: dict[str, float | None]
     anomalous_points: list[AnomalousPoint]
-    detected_at: datetime
+    detected_at: AwareDatetime
     source: SourceRef
 
 
@@ -97,18 +133,30 @@ class CorrectedWindow(_Wire):
     schema_version: Literal[1]
     window_id: Id
     series_id: Id
-    start: datetime
-    interval_ms: int
-    channels: list[str]
-    values: list[list[Reading]]
+    start: AwareDatetime
+    interval_ms: int = Field(gt=0)
+    channels: list[Id] = Field(min_length=1, max_length=MAX_CHANNELS)
+    values: list[Row] = Field(min_length=1, max_length=MAX_STEPS)
     corrected: list[tuple[int, int]] = Field(description="[row, channel] pairs replaced")
     is_anomaly: bool
-    score: float | None
+    score: float | None = Field(description="window score; null when it is not finite")
     model: ModelRef
     source: SourceRef
 
+    @model_validator(mode="after")
+    def _grid_matches_channels(self) -> CorrectedWindow:
+        _check_grid(self.channels, self.values)
+        return self
+
 
 # --- hot path: decode -------------------------------------------------------------------
+# Readings are checked by pydantic's strict validator on the parsed rows: no bool, no string,
+# no nested list; it runs in Rust, about twice as fast as a Python scan of the cell types.
+_READINGS: TypeAdapter[list[list[float | None]]] = TypeAdapter(
+    list[list[float | None]], config=ConfigDict(strict=True, allow_inf_nan=False)
+)
+
+
 class InvalidMessage(Exception):  # noqa: N818  (a poison message, not a program error)
     """A message that cannot be processed: it goes to the dead-letter topic as it is."""
 
@@ -120,9 +168,11 @@ class InvalidMessage(Exception):  # noqa: N818  (a poison message, not a program
 
 @dataclass(frozen=True, slots=True)
 class DecodedWindow:
+    """A validated input window; `end` is known to be representable (decode checked it)."""
+
     window_id: str
     series_id: str
-    start: datetime
+    start: datetime  # aware, UTC
     interval_ms: int
     channels: tuple[str, ...]
     values: np.ndarray  # (T, C) float64, NaN = missing
@@ -146,15 +196,65 @@ def _id(doc: dict[str, Any], key: str) -> str:
 
 
 def parse_start(value: object) -> datetime:
+    """ISO-8601 with a timezone ("Z" accepted) -> aware UTC datetime."""
     if not isinstance(value, str):
         raise InvalidMessage("bad_timestamp", "`start` must be an ISO-8601 string")
     try:
         start = datetime.fromisoformat(value)
-    except ValueError:
+        if start.tzinfo is None:
+            raise InvalidMessage("bad_timestamp", "`start` needs a timezone (e.g. a trailing Z)")
+        return start.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidMessage("bad_timestamp", f"`start` {value[:40]!r} is not ISO-8601") from None
-    if start.tzinfo is None:
-        raise InvalidMessage("bad_timestamp", "`start` needs a timezone (e.g. a trailing Z)")
-    return start.astimezone(UTC)
+
+
+class _NonFinite:
+    """A NaN/Infinity literal or an overflowing number, kept as written to name it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text[:24]
+
+
+def _parse_float_keeping_overflow(text: str) -> float | _NonFinite:
+    number = float(text)
+    return number if math.isfinite(number) else _NonFinite(text)
+
+
+def _parse_int_keeping_overflow(text: str) -> int | _NonFinite:
+    number = int(text)
+    try:
+        float(number)
+    except OverflowError:
+        return _NonFinite(text)
+    return number
+
+
+def _non_finite_reason(raw: bytes) -> str | None:
+    """Where the first non-finite number is, or None when the text is not JSON even so.
+
+    orjson refuses NaN/Infinity and 1e999 like any syntax error; to tell the sender which
+    reading is wrong, the (rare) failing message is re-parsed by the lenient stdlib parser.
+    """
+    try:
+        doc = json.loads(
+            raw,
+            parse_constant=_NonFinite,
+            parse_float=_parse_float_keeping_overflow,
+            parse_int=_parse_int_keeping_overflow,
+        )
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    for key, field in doc.items():
+        if isinstance(field, _NonFinite):
+            return f"`{key}`: {field.text} is not a finite number"
+        if key == "values" and isinstance(field, list):
+            for i, row in enumerate(field):
+                for j, cell in enumerate(row if isinstance(row, list) else ()):
+                    if isinstance(cell, _NonFinite):
+                        return f"values[{i}][{j}]: {cell.text} is not allowed; {_MISSING_HINT}"
+    return None
 
 
 def _load_json(raw: bytes, max_bytes: int) -> dict[str, Any]:
@@ -163,25 +263,63 @@ def _load_json(raw: bytes, max_bytes: int) -> dict[str, Any]:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        if b"NaN" in raw or b"Infinity" in raw or "infinity" in str(exc):
-            raise InvalidMessage(
-                "non_finite", "NaN/Infinity is not allowed; use null for a missing reading"
-            ) from None
+        reason = _non_finite_reason(raw) if _may_hold_non_finite(raw, exc) else None
+        if reason is not None:
+            raise InvalidMessage("non_finite", reason) from None
         raise InvalidMessage("not_json", f"not valid UTF-8 JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidMessage("not_object", f"expected a JSON object, got {type(doc).__name__}")
     return doc
 
 
+def _may_hold_non_finite(raw: bytes, exc: orjson.JSONDecodeError) -> bool:
+    return b"NaN" in raw or b"Infinity" in raw or "infinity" in str(exc)
+
+
+def _first_duplicate(names: list[str]) -> str:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    raise ValueError("no duplicate")
+
+
 def _channels(doc: dict[str, Any]) -> tuple[str, ...]:
     channels = _require(doc, "channels")
-    if not isinstance(channels, list) or not all(isinstance(c, str) and c for c in channels):
-        raise InvalidMessage("wrong_type", "`channels` must be a list of non-empty strings")
+    if not isinstance(channels, list) or not all(
+        isinstance(c, str) and 0 < len(c) <= MAX_ID_CHARS for c in channels
+    ):
+        raise InvalidMessage(
+            "wrong_type", f"`channels` must be a list of strings of 1..{MAX_ID_CHARS} chars"
+        )
     if not 0 < len(channels) <= MAX_CHANNELS:
         raise InvalidMessage("wrong_shape", f"`channels` must hold 1..{MAX_CHANNELS} names")
     if len(set(channels)) != len(channels):
-        raise InvalidMessage("duplicate_channels", "`channels` names must be unique")
+        dup = _first_duplicate(channels)
+        raise InvalidMessage("duplicate_channels", f"channel {dup[:40]!r} appears twice")
     return tuple(channels)
+
+
+def _bad_cell(rows: list[list[Any]]) -> InvalidMessage:
+    """The first cell that is not a number or null, named with its position (slow path)."""
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row):
+            if type(cell) in _NUMBER_TYPES:
+                continue
+            where = f"values[{i}][{j}]"
+            if isinstance(cell, bool):
+                return InvalidMessage(
+                    "wrong_type", f"{where}: {str(cell).lower()} is a boolean, not a number"
+                )
+            if isinstance(cell, str):
+                return InvalidMessage(
+                    "wrong_type", f"{where}: {cell[:20]!r} is a string, not a number or null"
+                )
+            return InvalidMessage(
+                "wrong_shape", f"{where} is a nested {type(cell).__name__}; rows hold readings"
+            )
+    return InvalidMessage("wrong_type", "`values` must hold numbers or null")
 
 
 def _values(rows: object, n_channels: int) -> np.ndarray:
@@ -192,43 +330,67 @@ def _values(rows: object, n_channels: int) -> np.ndarray:
     if len(rows) > MAX_STEPS:
         raise InvalidMessage("too_large", f"`values` has {len(rows)} rows, limit {MAX_STEPS}")
     if not all(type(r) is list for r in rows):
-        raise InvalidMessage("wrong_shape", "every row of `values` must be a list")
-    lengths = set(map(len, rows))
-    if lengths != {n_channels}:
+        bad = next(i for i, r in enumerate(rows) if type(r) is not list)
+        raise InvalidMessage("wrong_shape", f"values[{bad}] is not a list (one row per step)")
+    if set(map(len, rows)) != {n_channels}:
         bad = next(i for i, r in enumerate(rows) if len(r) != n_channels)
         raise InvalidMessage(
             "wrong_shape",
             f"values[{bad}] has {len(rows[bad])} readings, expected {n_channels} (one per channel)",
         )
-    types = set(map(type, itertools.chain.from_iterable(rows)))
-    if not types <= _NUMBER_TYPES:
-        bad_type = next(t for t in types if t not in _NUMBER_TYPES)
-        raise InvalidMessage(
-            "wrong_type", f"`values` must hold numbers or null, found {bad_type.__name__}"
-        )
-    return np.array(rows, dtype=np.float64)
+    try:
+        checked = _READINGS.validate_python(rows)
+    except ValidationError:
+        raise _bad_cell(rows) from None
+    values = np.array(checked, dtype=np.float64)
+    if np.isinf(values).any():  # integers beyond float range (orjson itself refuses 1e999)
+        row, col = np.argwhere(np.isinf(values))[0]
+        raise InvalidMessage("non_finite", f"values[{row}][{col}] overflows to infinity")
+    return values
 
 
-def decode_window(raw: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedWindow:
-    """Bytes -> a validated window. The size is checked before any parsing."""
-    doc = _load_json(raw, max_bytes)
-    version = _require(doc, "schema_version")
-    if version != SCHEMA_VERSION or type(version) is not int:
-        raise InvalidMessage("wrong_version", f"schema_version {version!r} is not supported (1)")
-    window_id = _id(doc, "window_id")
-    series_id = _id(doc, "series_id")
-    start = parse_start(_require(doc, "start"))
+def _interval(doc: dict[str, Any]) -> int:
     interval = _require(doc, "interval_ms")
     if type(interval) is not int or interval <= 0:
         raise InvalidMessage("wrong_type", "`interval_ms` must be a positive integer")
+    return interval
+
+
+def _check_end(start: datetime, interval_ms: int, n_steps: int) -> None:
+    """Every row's timestamp must exist, or the events of this window could not be written."""
+    try:
+        start + timedelta(milliseconds=interval_ms * (n_steps - 1))
+    except OverflowError:
+        raise InvalidMessage(
+            "bad_timestamp",
+            f"the last row (start + {n_steps - 1} x {interval_ms} ms) is beyond year 9999",
+        ) from None
+
+
+def decode_window(raw: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedWindow:
+    """Bytes -> a validated window, or `InvalidMessage`. The size is checked before parsing.
+
+    Same rules as `SensorWindow`, done by hand because this runs for every message:
+    orjson + numpy is at least as fast as `SensorWindow.model_validate_json` followed by
+    `np.array` (128x38: ~235 vs ~250 µs; 128x1: ~35 µs both) and gives one distinct,
+    located reason per kind of fault for the dead-letter headers.
+    """
+    doc = _load_json(raw, max_bytes)
+    version = _require(doc, "schema_version")
+    if version != SCHEMA_VERSION or type(version) is not int:
+        raise InvalidMessage(
+            "wrong_version", f"schema_version {version!r:.40} is not supported (1)"
+        )
+    window_id = _id(doc, "window_id")
+    series_id = _id(doc, "series_id")
+    start = parse_start(_require(doc, "start"))
+    interval = _interval(doc)
     channels = _channels(doc)
     values = _values(_require(doc, "values"), len(channels))
-    if np.isinf(values).any():
-        row, col = np.argwhere(np.isinf(values))[0]
-        raise InvalidMessage("non_finite", f"values[{row}][{col}] overflows to infinity")
+    _check_end(start, interval, len(values))
     unknown = doc.keys() - _INPUT_FIELDS
     if unknown:
-        raise InvalidMessage("unknown_field", f"unexpected field `{sorted(unknown)[0]}`")
+        raise InvalidMessage("unknown_field", f"unexpected field `{sorted(unknown)[0][:40]}`")
     return DecodedWindow(window_id, series_id, start, interval, channels, values)
 
 
@@ -290,17 +452,19 @@ def merge_corrected(
     corrected_model_values: np.ndarray,
     replaced: np.ndarray,
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Put the model's corrections back into the input's layout; other values untouched."""
+    """Put the model's corrections back into the input's layout; other values untouched.
+
+    Values come from the decoded input except where `replaced`, whatever dtype or rounding
+    the model's array has, so an untouched reading leaves the worker bit-identical.
+    """
+    index = {c: i for i, c in enumerate(window.channels)}
+    columns = [index[c] for c in model_channels]
+    values: np.ndarray
     if tuple(model_channels) == window.channels:
-        columns = list(range(len(window.channels)))
-        values = np.array(corrected_model_values, dtype=np.float64, copy=True)
+        values = np.where(replaced, corrected_model_values, window.values)
     else:
-        index = {c: i for i, c in enumerate(window.channels)}
-        columns = [index[c] for c in model_channels]
         values = window.values.copy()
-        for j, col in enumerate(columns):
-            rows = replaced[:, j]
-            values[rows, col] = corrected_model_values[rows, j]
+        values[:, columns] = np.where(replaced, corrected_model_values, values[:, columns])
     rows_idx, cols_idx = np.nonzero(replaced)
     pairs = [(int(r), columns[int(c)]) for r, c in zip(rows_idx, cols_idx, strict=True)]
     return values, pairs

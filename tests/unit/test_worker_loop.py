@@ -232,8 +232,8 @@ def test_run_finishes_the_batch_in_hand_when_stopped(tiny_detector: Detector) ->
     stop = threading.Event()
     original = loop.collect
 
-    def collect_then_stop(s: threading.Event) -> list[InRecord]:
-        batch = original(s)
+    def collect_then_stop(s: threading.Event, idle_ms: int = 200) -> list[InRecord]:
+        batch = original(s, idle_ms)
         stop.set()  # SIGTERM arrives while the batch is in hand
         return batch
 
