@@ -229,7 +229,8 @@ def run() -> int:
                 f"only {len(corrected)} of {sent} corrected windows arrived in 120 s"
             )
         dead = read_topic_records(settings, topics.dlq, len(BAD_MESSAGES), timeout_s=30)
-        events = read_topic_records(settings, topics.events, 1, timeout_s=5)
+        anomalous = sum(orjson.loads(r.value)["is_anomaly"] for r in corrected)
+        events = read_topic_records(settings, topics.events, anomalous, timeout_s=30)
         inputs = read_topic_records(settings, topics.input, sent + len(BAD_MESSAGES), timeout_s=30)
         rows = summarise(inputs, corrected, events, dead, table)
     _print_table(rows, registry / MODEL / version / "report")

@@ -236,10 +236,10 @@ class KafkaSink:
             log.warning("producer_close_failed", error=str(exc))
 
 
-def read_topic_values(settings: WorkerSettings, topic: str, since_ms: int) -> Iterator[bytes]:
-    """Every message value of `topic` from `since_ms` (epoch ms) to the end seen at start."""
+def _group_less_consumer(settings: WorkerSettings) -> Any:
+    """A consumer outside any group (manual assignment, no commits) for reading a topic back."""
     try:
-        consumer = KafkaConsumer(
+        return KafkaConsumer(
             bootstrap_servers=_servers(settings),
             enable_auto_commit=False,
             group_id=None,
@@ -247,6 +247,11 @@ def read_topic_values(settings: WorkerSettings, topic: str, since_ms: int) -> It
         )
     except KafkaError as exc:
         raise _unreachable(settings, exc) from exc
+
+
+def read_topic_values(settings: WorkerSettings, topic: str, since_ms: int) -> Iterator[bytes]:
+    """Every message value of `topic` from `since_ms` (epoch ms) to the end seen at start."""
+    consumer = _group_less_consumer(settings)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -284,15 +289,7 @@ def read_topic_records(
     settings: WorkerSettings, topic: str, min_count: int, timeout_s: float
 ) -> list[InRecord]:
     """Every record of `topic` from the beginning once `min_count` are there (or the deadline)."""
-    try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=_servers(settings),
-            enable_auto_commit=False,
-            group_id=None,
-            **security_kwargs(settings),
-        )
-    except KafkaError as exc:
-        raise _unreachable(settings, exc) from exc
+    consumer = _group_less_consumer(settings)
     deadline = time.monotonic() + timeout_s
     out: list[InRecord] = []
     try:
