@@ -2,7 +2,11 @@
 
 VAEWATCH_SOAK_SECONDS (3600), VAEWATCH_SOAK_RATE windows/s (300, ~50% of the 128x38
 worker maximum measured by `make bench` here), promotions every SOAK_SECONDS/12, a SIGKILL
-and restart every SOAK_SECONDS/6. Reports throughput per minute, worker RSS over time,
+and restart every SOAK_SECONDS/6.
+
+Run it against a real cluster (VAEWATCH_KAFKA_BOOTSTRAP_SERVERS): the embedded Tansu broker
+keeps every record in RAM, and 128x38 windows are ~120 KB each, so an hour at 300/s in and
+out is far beyond this machine's 24 GB (measured: ~20 GB after 8 minutes at 150/s). Reports throughput per minute, worker RSS over time,
 lost windows (must be 0) and duplicates; writes benchmarks/results/soak.json.
 """
 
@@ -125,4 +129,6 @@ def test_soak(
     (RESULTS / "soak.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "samples"}, indent=1))
     assert report["lost"] == 0
-    assert report["rss_mb_last_tenth"] < 1.5 * report["rss_mb_first_tenth"] + 50
+    # bounded, not merely "not growing": restarted workers catch up a backlog in full 256-window
+    # batches and plateau higher (~1 GB for 128x38) than a worker that never falls behind
+    assert max(rss) < 2048, f"worker RSS reached {max(rss):.0f} MB"
