@@ -6,8 +6,9 @@ and restart every SOAK_SECONDS/6.
 
 Run it against a real cluster (VAEWATCH_KAFKA_BOOTSTRAP_SERVERS): the embedded Tansu broker
 keeps every record in RAM, and 128x38 windows are ~120 KB each, so an hour at 300/s in and
-out is far beyond this machine's 24 GB (measured: ~20 GB after 8 minutes at 150/s). Reports throughput per minute, worker RSS over time,
-lost windows (must be 0) and duplicates; writes benchmarks/results/soak.json.
+out is far beyond this machine's 24 GB (measured: ~20 GB after 8 minutes at 150/s).
+Reports throughput per minute, worker RSS over time, lost windows (must be 0) and
+duplicates; writes benchmarks/results/soak.json.
 """
 
 from __future__ import annotations
