@@ -111,16 +111,19 @@ class WorkerLoop:
         self, batch: list[InRecord], detector: Detector, stop: threading.Event | None = None
     ) -> BatchOutput | None:
         """One batch, synchronously: score, send, checkpoint. None if stopped before the acks."""
-        flight = self._score_and_send(batch, detector)
+        flight = self._score(batch, detector)
+        self._send(flight)
         return flight.out if self._checkpoint(flight, stop or threading.Event()) else None
 
-    def _score_and_send(self, batch: list[InRecord], detector: Detector) -> _InFlight:
-        """Checkpoint step 1: every output of the batch is handed to the producer."""
+    def _score(self, batch: list[InRecord], detector: Detector) -> _InFlight:
         started = time.perf_counter()
         out = process_batch(batch, detector, self.topics, self.max_message_bytes)
-        for record in out.records:
-            self.sink.send(record)
         return _InFlight(batch, out, started)
+
+    def _send(self, flight: _InFlight) -> None:
+        """Checkpoint step 1: every output of the batch is handed to the producer."""
+        for record in flight.out.records:
+            self.sink.send(record)
 
     def _checkpoint(self, flight: _InFlight, stop: threading.Event) -> bool:
         """Checkpoint steps 2 and 3: every output acknowledged, then the offsets committed.
@@ -140,8 +143,7 @@ class WorkerLoop:
                 if stop.wait(delay):
                     return False
                 delay = min(delay * 2, 30.0)
-                for record in flight.out.records:
-                    self.sink.send(record)
+                self._send(flight)
         revoked, self._revoked = self._revoked | self.source.take_revoked(), set()
         offsets = next_offsets(flight.batch, exclude=revoked)
         try:
@@ -213,20 +215,14 @@ class WorkerLoop:
             self.metrics.ready.set(1 if self.health.ready() else 0)
             try:
                 batch = self.collect(stop, idle_ms=20 if flight is not None else 200)
-                started = time.perf_counter()
-                out = (
-                    process_batch(batch, detector, self.topics, self.max_message_bytes)
-                    if batch
-                    else None
-                )
+                scored = self._score(batch, detector) if batch else None
                 if flight is not None:
                     done, flight = self._checkpoint(flight, stop), None
                     if not done:
                         break  # stopped during an outage: nothing more is committed
-                if out is not None:
-                    for record in out.records:
-                        self.sink.send(record)
-                    flight = _InFlight(batch, out, started)
+                if scored is not None:
+                    self._send(scored)
+                    flight = scored
                 self._update_lag()
                 backoff = 0.5
             except BrokerError as exc:  # broker away: nothing was committed, retry with backoff
