@@ -1,73 +1,168 @@
 """Worker configuration: one typed object from `VAEWATCH_*` environment variables and flags.
 
-Secrets are `SecretStr`: they print as `**********` in logs, reprs and `--help`.
+Every field's `description` doubles as `vaewatch worker --help` text, so the env var list
+there never drifts from the code. Secrets are `SecretStr`: they print as `**********` in
+reprs, logs (`safe_dump`) and `--help`; only `worker.kafka_edge.security_kwargs` unwraps
+them, for the client. A bad value is reported on one line naming the env var (and the
+flag when there is one), never as a pydantic traceback.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vaewatch.errors import UserInputError
 
+ENV_PREFIX = "VAEWATCH_"
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:,\[\]]+):\d{1,5}$")  # host:port, [v6]:port
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+
 
 class WorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VAEWATCH_", extra="ignore", frozen=True)
+    """Contract §5: the worker's whole configuration. Frozen: read once at start."""
 
-    kafka_bootstrap_servers: str = Field("localhost:9092", description="host:port[,host:port]")
-    input_topic: str = Field("sensor-windows", description="topic of sensor windows")
-    events_topic: str = Field("anomaly-events", description="topic of anomaly events")
-    corrected_topic: str = Field("corrected-windows", description="topic of corrected windows")
-    dlq_topic: str = Field("sensor-windows.dlq", description="dead-letter topic")
-    group_id: str = Field("vaewatch-worker", description="consumer group")
-    registry: Path = Field(Path("./models"), description="model registry directory")
-    model: str = Field("default", description="model name; the worker follows its production alias")
-    device: str = Field(
-        "auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto|cpu|cuda[:n]"
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # --- where the data flows -------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        "localhost:9092", description="Kafka bootstrap servers, host:port[,host:port...]"
     )
-    max_batch: int = Field(256, ge=1, le=65536, description="windows per micro-batch")
-    max_batch_wait_ms: int = Field(100, ge=0, description="max wait to fill a micro-batch")
-    metrics_port: int = Field(
-        9400, ge=0, le=65535, description="Prometheus + health port (0 = off)"
+    input_topic: str = Field("sensor-windows", min_length=1, description="topic of sensor windows")
+    events_topic: str = Field("anomaly-events", min_length=1, description="anomaly events topic")
+    corrected_topic: str = Field(
+        "corrected-windows", min_length=1, description="corrected windows topic"
     )
-    auto_offset_reset: Literal["earliest", "latest"] = Field("earliest", description="new groups")
+    dlq_topic: str = Field("sensor-windows.dlq", min_length=1, description="dead-letter topic")
+    group_id: str = Field("vaewatch-worker", min_length=1, description="consumer group id")
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="where a new group starts: earliest|latest"
+    )
     create_topics: bool = Field(True, description="create missing topics at start")
-    topic_partitions: int = Field(3, ge=1, description="partitions of topics it creates")
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
-    ssl_password: SecretStr | None = None
-    ssl_check_hostname: bool = True
+    topic_partitions: int = Field(3, ge=1, description="partitions of topics the worker creates")
+
+    # --- the model ------------------------------------------------------------------------
+    registry: Path = Field(Path("./models"), description="model registry directory")
+    model: str = Field(
+        "default", min_length=1, description="model name; the worker follows its production alias"
+    )
+    device: str = Field("auto", description="auto|cpu|cuda|cuda:N (auto = CUDA when available)")
+    reload_interval_s: float = Field(5.0, gt=0, description="seconds between alias checks")
+
+    # --- batching, limits, timeouts -------------------------------------------------------
+    max_batch: int = Field(256, ge=1, le=65536, description="max windows per micro-batch")
+    max_batch_wait_ms: int = Field(100, ge=0, description="max wait (ms) to fill a micro-batch")
+    max_message_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="larger inputs go to the DLQ unparsed"
+    )
+    flush_timeout_s: float = Field(30.0, gt=0, description="max wait for output acks per batch")
+    shutdown_timeout_s: float = Field(30.0, gt=0, description="max drain time on SIGTERM")
     session_timeout_ms: int = Field(10000, ge=1000, description="consumer group session timeout")
     heartbeat_interval_ms: int = Field(2000, ge=100, description="consumer heartbeat interval")
-    max_poll_interval_ms: int = Field(300000, ge=1000, description="max time between polls")
-    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger inputs: DLQ")
-    reload_interval_s: float = Field(5.0, gt=0, description="how often the alias is checked")
-    flush_timeout_s: float = Field(30.0, gt=0, description="max wait for output acks per batch")
-    shutdown_timeout_s: float = Field(30.0, gt=0, description="max time to drain on SIGTERM")
+    max_poll_interval_ms: int = Field(300000, ge=1000, description="max time between two polls")
+
+    # --- observability --------------------------------------------------------------------
+    metrics_port: int = Field(
+        9400, ge=0, le=65535, description="/metrics, /healthz, /readyz port (0 = disabled)"
+    )
+
+    # --- security (passed through to every Kafka client) ----------------------------------
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL"
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        None, description="PLAIN|SCRAM-SHA-256|SCRAM-SHA-512|OAUTHBEARER"
+    )
+    sasl_username: str | None = Field(None, description="SASL user name")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged)")
+    ssl_cafile: Path | None = Field(None, description="CA bundle (PEM) to verify the brokers")
+    ssl_certfile: Path | None = Field(None, description="client certificate (PEM), mutual TLS")
+    ssl_keyfile: Path | None = Field(None, description="client private key (PEM)")
+    ssl_password: SecretStr | None = Field(None, description="password of the key (never logged)")
+    ssl_check_hostname: bool = Field(True, description="verify the broker certificate host name")
+
+    @field_validator("device")
+    @classmethod
+    def _device_is_known(cls, value: str) -> str:
+        if not _DEVICE.match(value):
+            raise ValueError(f"must be auto, cpu, cuda or cuda:N, not {value!r}")
+        return value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _servers_are_host_port(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        bad = [s for s in servers if not _HOST_PORT.match(s)]
+        if not servers or bad:
+            raise ValueError(f"expected host:port[,host:port...], not {value!r}")
+        return ",".join(servers)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorkerSettings:
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError(
+                f"{env_var('heartbeat_interval_ms')} must be below {env_var('session_timeout_ms')} "
+                f"({self.heartbeat_interval_ms} >= {self.session_timeout_ms})"
+            )
+        if self.security_protocol.startswith("SASL") and self.sasl_mechanism is None:
+            raise ValueError(
+                f"{env_var('sasl_mechanism')} is required with {self.security_protocol}"
+            )
+        return self
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        """The bootstrap servers as the list kafka-python expects."""
+        return self.kafka_bootstrap_servers.split(",")
 
     def safe_dump(self) -> dict[str, Any]:
-        """For logs: every field, secrets masked."""
-        return {k: (str(v) if v is not None else None) for k, v in self.model_dump().items()}
+        """Every field as JSON-ready values for the start-up log; secrets masked."""
+        dumped: dict[str, Any] = self.model_dump(mode="json")
+        for name in ("sasl_password", "ssl_password"):
+            if dumped.get(name) is not None:
+                dumped[name] = "**********"
+        return dumped
 
 
 def env_var(field: str) -> str:
-    return f"VAEWATCH_{field.upper()}"
+    """The environment variable of a settings field (`max_batch` -> `VAEWATCH_MAX_BATCH`)."""
+    return f"{ENV_PREFIX}{field.upper()}"
 
 
-def load_settings(overrides: dict[str, Any] | None = None) -> WorkerSettings:
-    """Environment, then flags (non-None overrides win). Bad values: one line, no traceback."""
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+def _one_line(exc: ValidationError, flags: dict[str, str]) -> str:
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if not field:  # a cross-field check: the message names the fields itself
+        return f"worker settings: {message}"
+    where = env_var(field)
+    if field in flags:
+        where += f" / {flags[field]}"
+    return f"{where}: {message}"
+
+
+def settings_from_cli(
+    args_overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None
+) -> WorkerSettings:
+    """Environment first, then flags: an override that is not None wins over its env var.
+
+    `flags` maps field names to the flag that set them, so an error can name both.
+    A pydantic `ValidationError` becomes a one-line `UserInputError`.
+    """
+    given = {k: v for k, v in (args_overrides or {}).items() if v is not None}
     try:
         return WorkerSettings(**given)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "settings"
-        raise UserInputError(f"{env_var(name)}: {first['msg']}") from None
+        raise UserInputError(_one_line(exc, flags or {})) from None
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> WorkerSettings:
+    """Same as `settings_from_cli` (the name older callers use)."""
+    return settings_from_cli(overrides)
