@@ -48,8 +48,8 @@ bench: $(STAMP)  ## speed: I/O ceiling, compute ceiling and worker windows/s on 
 bench-quality: $(STAMP)  ## detection quality on ../shared/data against baselines
 	$(BIN)/python -m benchmarks.quality
 
-soak: $(STAMP)  ## hour-scale soak run (not in CI)
-	$(BIN)/pytest -m slow -p no:cacheprovider tests/soak
+soak: $(STAMP)  ## hour at 50% of max rate, kills + promotions (not in CI; needs a real cluster for an hour)
+	$(BIN)/pytest -m slow -p no:cacheprovider -s tests/soak
 
 audit: $(STAMP)  ## known vulnerabilities in the installed dependencies (needs the PyPI JSON API or OSV)
 	$(BIN)/python -m pip install --quiet pip-audit

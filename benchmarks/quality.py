@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -42,31 +44,71 @@ PEERS_VENV = REPO / "benchmarks" / ".peers-venv"
 FEATURE_WINDOW = 16
 
 
+PEERS_REQUIREMENTS = [
+    "numpy<2",
+    "torch==2.13.0",  # the CPU build on this disk; PyOD's VAE/AutoEncoder and TSB-AD's nets
+    "scikit-learn",
+    "scipy",
+    "pandas",
+    "statsmodels",
+    "tqdm",
+    "torchinfo",
+    "hurst",
+    "pyod==3.6.7",
+]
+TSB_AD = "tsb-ad==1.5"
+TSB_AD_BUILD = ["setuptools<70", "wheel"]  # its sdist builds only with these (after torch)
+PEER_METHODS = [
+    "pyod_iforest",
+    "pyod_autoencoder",
+    "pyod_vae",
+    "tsbad_pca",
+    "tsbad_cnn",
+    "tsbad_omni",
+]
+
+
 def ensure_peers_venv() -> None:
-    """tsb-ad (for VUS-PR) in its own virtualenv: it pins numpy<2, the project uses numpy 2."""
+    """PyOD and tsb-ad in their own virtualenv: tsb-ad pins numpy<2, the project uses numpy 2.
+
+    Rebuilt when the requirement list changes (the stamp holds the list it was built with).
+    tsb-ad goes in with --no-deps: its declared dependencies pull foundation models
+    (transformers, lag-llama, ...) that the methods used here do not import.
+    """
     stamp = PEERS_VENV / ".installed"
-    if stamp.exists():
+    wanted = "\n".join([*PEERS_REQUIREMENTS, *TSB_AD_BUILD, TSB_AD])
+    if stamp.exists() and stamp.read_text() == wanted:
         return
     py = PEERS_VENV / "bin" / "python"
-    print("building benchmarks/.peers-venv (tsb-ad, numpy<2) ...", flush=True)
+    print("building benchmarks/.peers-venv (PyOD, tsb-ad, numpy<2) ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
     pip = [str(py), "-m", "pip", "install", "--quiet"]
-    subprocess.run(
-        [
-            *pip,
-            "numpy<2",
-            "setuptools<70",
-            "wheel",
-            "scikit-learn",
-            "scipy",
-            "pandas",
-            "statsmodels",
-            "tqdm",
-        ],
-        check=True,
-    )
-    subprocess.run([*pip, "--no-deps", "--no-build-isolation", "tsb-ad==1.5"], check=True)
-    stamp.touch()
+    subprocess.run([*pip, *PEERS_REQUIREMENTS], check=True)
+    subprocess.run([*pip, *TSB_AD_BUILD], check=True)
+    subprocess.run([*pip, "--no-deps", "--no-build-isolation", TSB_AD], check=True)
+    stamp.write_text(wanted)
+
+
+def run_peers(
+    splits: list[tuple[np.ndarray, np.ndarray]], methods: list[str]
+) -> tuple[dict[str, list[np.ndarray]], dict[str, float]]:
+    """Every peer on every (train, test) split, in the peers venv; NaN scores = the peer failed."""
+    python = peers_python()
+    if python is None or not methods:
+        return {}, {}
+    with tempfile.TemporaryDirectory(prefix="vaewatch-peers-") as tmp:
+        arrays: dict[str, np.ndarray] = {"n": np.array(len(splits))}
+        for i, (train, test) in enumerate(splits):
+            arrays[f"train_{i}"], arrays[f"test_{i}"] = _standardised(train, test)
+        src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
+        np.savez(src, **arrays)  # type: ignore[arg-type]
+        script = REPO / "benchmarks" / "peers" / "run_peers.py"
+        subprocess.run([str(python), str(script), str(src), str(dst), *methods], check=True)
+        shutil.copyfile(f"{dst}.log", RESULTS / "peers.log")
+        out = np.load(dst)
+        scores = {m: [out[f"{m}_{i}"] for i in range(len(splits))] for m in methods}
+        seconds = {m: float(out[f"{m}_seconds"]) for m in methods}
+    return scores, seconds
 
 
 def fill_nan(values: np.ndarray) -> np.ndarray:
@@ -117,7 +159,7 @@ def _standardised(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.n
 def iforest(train: np.ndarray, test: np.ndarray) -> np.ndarray:
     tr, te = _standardised(train, test)
     model = IsolationForest(n_estimators=100, random_state=0).fit(windows_features(tr))
-    return -model.score_samples(windows_features(te))
+    return np.asarray(-model.score_samples(windows_features(te)))
 
 
 def pca(train: np.ndarray, test: np.ndarray) -> np.ndarray:
@@ -179,7 +221,15 @@ def main() -> int:
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--datasets", nargs="*", help="only these dataset folders")
     parser.add_argument("--quick", action="store_true", help="one series per dataset")
-    parser.add_argument("--no-vus", action="store_true")
+    parser.add_argument("--no-vus", action="store_true", help="skip VUS-PR (no peers venv)")
+    parser.add_argument(
+        "--peers",
+        nargs="*",
+        default=PEER_METHODS,
+        metavar="METHOD",
+        help=f"peer methods run in the peers venv (default: all of {' '.join(PEER_METHODS)})",
+    )
+    parser.add_argument("--no-peers", action="store_true", help="only vaewatch and baselines")
     parser.add_argument(
         "--set",
         nargs="*",
@@ -188,7 +238,8 @@ def main() -> int:
         help="override a vaewatch training default (experiments), e.g. variance=channel",
     )
     args = parser.parse_args()
-    if not args.no_vus:
+    peers = [] if args.no_peers else list(args.peers)
+    if not args.no_vus or peers:
         ensure_peers_venv()
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
     folders = series_folders(Path(args.data), args.datasets, args.quick)
@@ -196,37 +247,54 @@ def main() -> int:
     if not folders:
         print(f"no series under {args.data}", file=sys.stderr)
         return 2
-    rows: list[dict[str, Any]] = []
-    pairs: list[tuple[np.ndarray, np.ndarray]] = []
-    seconds: dict[str, float] = {m: 0.0 for m in ["vaewatch", *BASELINES]}
-    for folder in tqdm(folders, desc="series", unit="series"):
+    series: list[tuple[Path, np.ndarray, np.ndarray, np.ndarray]] = []
+    for folder in folders:
         test = read_series_csv(folder / "test.csv")
         train = read_series_csv(folder / "train.csv")
-        labels = test.labels if test.labels is not None else np.zeros(len(test.values), np.int8)
-        if labels.sum() == 0:
-            continue
-        step, predicted, sec = run_vaewatch(folder, overrides)
+        if test.labels is not None and test.labels.sum() > 0:
+            series.append((folder, train.values, test.values, test.labels.astype(int)))
+    all_scores: list[dict[str, np.ndarray]] = []
+    predicted: list[np.ndarray] = []
+    seconds: dict[str, float] = {m: 0.0 for m in ["vaewatch", *BASELINES]}
+    for folder, train_values, test_values, _ in tqdm(series, desc="vaewatch", unit="series"):
+        step, flags, sec = run_vaewatch(folder, overrides)
         seconds["vaewatch"] += sec
-        scores = {"vaewatch": _clean(step)}
+        scores = {"vaewatch": step}
         for name, method in BASELINES.items():
             started = time.perf_counter()
-            scores[name] = _clean(method(train.values, test.values))
+            scores[name] = method(train_values, test_values)
             seconds[name] += time.perf_counter() - started
-        for method, score in scores.items():
-            row = {
+        all_scores.append(scores)
+        predicted.append(flags)
+    peer_scores, peer_seconds = run_peers([(tr, te) for _, tr, te, _ in series], peers)
+    seconds.update(peer_seconds)
+    for i, by_method in enumerate(all_scores):
+        for name, per_series in peer_scores.items():
+            by_method[name] = per_series[i]
+    rows: list[dict[str, Any]] = []
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    for (folder, _, _, labels), scores, flags in zip(series, all_scores, predicted, strict=True):
+        for method_name, raw in scores.items():
+            row: dict[str, Any] = {
                 "dataset": folder.parent.name,
                 "series": folder.name,
-                "method": method,
-                "auc_pr": auc_pr(score, labels),
-                "best_f1": best_f1(score, labels),
+                "method": method_name,
             }
-            if method == "vaewatch":
-                row["f1_at_threshold"] = f1_at(predicted, labels)
+            if not np.isfinite(raw).any():  # the method failed on this series
+                row.update(auc_pr=None, best_f1=None, vus_pr=None)
+                rows.append(row)
+                continue
+            score = _clean(raw)
+            row.update(auc_pr=auc_pr(score, labels), best_f1=best_f1(score, labels))
+            if method_name == "vaewatch":
+                row["f1_at_threshold"] = f1_at(flags, labels)
             rows.append(row)
-            pairs.append((score, labels.astype(int)))
+            pairs.append((score, labels))
     vus = vus_pr_many(pairs) if not args.no_vus else [None] * len(pairs)
-    for row, v in zip(rows, vus, strict=True):
-        row["vus_pr"] = v
+    scored = iter(vus)
+    for row in rows:
+        if row["auc_pr"] is not None:
+            row["vus_pr"] = next(scored)
     summary = summarise(rows)
     print_tables(summary)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -279,11 +347,13 @@ def print_tables(summary: dict[str, dict[str, dict[str, float | None]]]) -> None
 
     for metric in ("vus_pr", "auc_pr", "best_f1"):
         methods = list(next(iter(summary.values())))
-        print(f"\n{metric.upper():<28}" + "".join(f"{m:>10}" for m in methods))
+        width = max(10, *(len(m) + 2 for m in methods))
+        print(f"\n{metric.upper():<28}" + "".join(f"{m:>{width}}" for m in methods))
         for ds, by_method in summary.items():
             n = int(by_method[methods[0]]["n_series"] or 0)
             print(
-                f"{ds + f' ({n})':<28}" + "".join(f"{f(by_method[m][metric]):>10}" for m in methods)
+                f"{ds + f' ({n})':<28}"
+                + "".join(f"{f(by_method[m][metric]):>{width}}" for m in methods)
             )
 
 

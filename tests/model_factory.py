@@ -17,15 +17,19 @@ SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 SMD = SAMPLE / "smd" / "machine-1-2"
 
 
-def train_tiny_detector(window: int = 64, steps: int = 150, seed: int = 0) -> Detector:
+def train_tiny_detector(
+    window: int = 64, steps: int = 150, seed: int = 0, channels: int | None = None
+) -> Detector:
+    """A small model on the bundled SMD sample (its first `channels` channels, default all 38)."""
     table = read_series_csv(SMD / "train.csv")
-    values = table.values
+    values = table.values[:, :channels]
+    names = table.channels[:channels]
     scaler = ChannelScaler.fit(values)
     train = cut_windows(scaler.transform(values), window, 8)
     torch.manual_seed(seed)
-    model = ConvVAE(VAEConfig(n_channels=len(table.channels), window=window, hidden=(16, 32)))
+    model = ConvVAE(VAEConfig(n_channels=len(names), window=window, hidden=(16, 32)))
     fit(model, train, None, FitConfig(epochs=5, batch_size=64, lr=3e-3, max_steps=steps, seed=seed))
-    detector = Detector(model, scaler, table.channels, device="cpu", stride=window // 2)
+    detector = Detector(model, scaler, names, device="cpu", stride=window // 2)
     [val] = detector.score([values[-1000:]])
     points = np.stack([quantile_threshold(val.point[:, c], 0.001) for c in range(values.shape[1])])
     return detector.with_thresholds(

@@ -176,13 +176,15 @@ class KafkaSource:
             log.warning("consumer_close_failed", error=str(exc))
 
 
-def make_producer(settings: WorkerSettings, **overrides: Any) -> Any:
-    """An idempotent, acks=all producer tuned for throughput (large batches, short linger)."""
-    kwargs: dict[str, Any] = {
+def producer_config(settings: WorkerSettings, **overrides: Any) -> dict[str, Any]:
+    """acks=all, tuned for throughput (large batches, short linger), idempotent unless
+    settings turn it off (then a producer retry can duplicate a record: still at least
+    once, and duplicates carry the same event_id)."""
+    return {
         "bootstrap_servers": _servers(settings),
         "client_id": "vaewatch-producer",
         "acks": "all",
-        "enable_idempotence": True,
+        "enable_idempotence": settings.producer_idempotence,
         "linger_ms": 5,
         "batch_size": 262144,
         "max_request_size": max(settings.max_message_bytes * 2, 1048576),
@@ -191,8 +193,11 @@ def make_producer(settings: WorkerSettings, **overrides: Any) -> Any:
         **security_kwargs(settings),
         **overrides,
     }
+
+
+def make_producer(settings: WorkerSettings, **overrides: Any) -> Any:
     try:
-        return KafkaProducer(**kwargs)
+        return KafkaProducer(**producer_config(settings, **overrides))
     except KafkaError as exc:
         raise _unreachable(settings, exc) from exc
 

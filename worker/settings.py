@@ -67,6 +67,11 @@ class WorkerSettings(BaseSettings):
     session_timeout_ms: int = Field(10000, ge=1000, description="consumer group session timeout")
     heartbeat_interval_ms: int = Field(2000, ge=100, description="consumer heartbeat interval")
     max_poll_interval_ms: int = Field(300000, ge=1000, description="max time between two polls")
+    producer_idempotence: bool = Field(
+        True,
+        description="idempotent producer (no duplicates from producer retries); turn off only "
+        "where the cluster refuses InitProducerId (no IdempotentWrite ACL, some S3-backed brokers)",
+    )
 
     # --- observability --------------------------------------------------------------------
     metrics_port: int = Field(

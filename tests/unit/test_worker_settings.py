@@ -1,0 +1,67 @@
+"""Worker settings: env vars and flags become one validated object; bad values, one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from vaewatch.errors import UserInputError
+from worker.kafka_edge import producer_config
+from worker.settings import WorkerSettings, settings_from_cli
+
+
+def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("VAEWATCH_"):
+            monkeypatch.delenv(name)
+    settings = WorkerSettings()
+    assert settings.bootstrap_list == ["localhost:9092"]
+    assert (settings.max_batch, settings.device, settings.producer_idempotence) == (
+        256,
+        "auto",
+        True,
+    )
+
+
+def test_bootstrap_list_is_split_and_trimmed() -> None:
+    settings = settings_from_cli({"kafka_bootstrap_servers": " a:9092, [::1]:9093 ,"})
+    assert settings.bootstrap_list == ["a:9092", "[::1]:9093"]
+
+
+@pytest.mark.parametrize("servers", ["", "no-port", "a:9092,b", "host:port", "a b:9092"])
+def test_bad_bootstrap_names_env_var_and_flag(servers: str) -> None:
+    with pytest.raises(UserInputError) as err:
+        settings_from_cli(
+            {"kafka_bootstrap_servers": servers}, flags={"kafka_bootstrap_servers": "--bootstrap"}
+        )
+    message = str(err.value)
+    assert message.startswith("VAEWATCH_KAFKA_BOOTSTRAP_SERVERS / --bootstrap:")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("device", "ok"), [("cpu", True), ("cuda:1", True), ("gpu", False)])
+def test_device_choices(device: str, ok: bool) -> None:
+    if ok:
+        assert settings_from_cli({"device": device}).device == device
+    else:
+        with pytest.raises(UserInputError, match="VAEWATCH_DEVICE"):
+            settings_from_cli({"device": device})
+
+
+def test_heartbeat_must_be_below_session_timeout() -> None:
+    with pytest.raises(UserInputError, match="HEARTBEAT_INTERVAL_MS must be below"):
+        settings_from_cli({"session_timeout_ms": 6000, "heartbeat_interval_ms": 6000})
+
+
+def test_sasl_needs_a_mechanism() -> None:
+    with pytest.raises(UserInputError, match="VAEWATCH_SASL_MECHANISM is required"):
+        settings_from_cli({"security_protocol": "SASL_SSL"})
+
+
+def test_producer_idempotence_from_env_reaches_the_producer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert producer_config(settings_from_cli())["enable_idempotence"] is True
+    monkeypatch.setenv("VAEWATCH_PRODUCER_IDEMPOTENCE", "false")
+    config = producer_config(settings_from_cli(), linger_ms=20)
+    assert config["enable_idempotence"] is False
+    assert (config["acks"], config["linger_ms"]) == ("all", 20)
