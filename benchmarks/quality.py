@@ -317,6 +317,7 @@ def main() -> int:
         )
     doc["vaewatch_overrides"] = overrides
     (RESULTS / name).write_text(json.dumps(doc, indent=1) + "\n")
+    (RESULTS / name.replace(".json", ".md")).write_text(markdown_tables(summary))
     print(f"\nseconds per method: {doc['seconds_per_method']}\nwritten {RESULTS / name}")
     return 0
 
@@ -339,6 +340,27 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
             }
             out[ds][m]["n_series"] = float(len(sel))
     return out
+
+
+def markdown_tables(summary: dict[str, dict[str, dict[str, float | None]]]) -> str:
+    """The summary as markdown tables (best per row in bold), for docs/quality.md."""
+    titles = {"vus_pr": "VUS-PR", "auc_pr": "AUC-PR", "best_f1": "Best F1 (oracle threshold)"}
+    methods = list(next(iter(summary.values())))
+    out = []
+    for metric, title in titles.items():
+        out += [f"### {title}", "", "| dataset (series) | " + " | ".join(methods) + " |"]
+        out.append("| --- |" + " ---: |" * len(methods))
+        for ds, by_method in summary.items():
+            values = {m: by_method[m][metric] for m in methods}
+            best = max((v for v in values.values() if v is not None), default=None)
+            cells = [
+                "-" if v is None else (f"**{v:.3f}**" if v == best else f"{v:.3f}")
+                for v in values.values()
+            ]
+            n = int(by_method[methods[0]]["n_series"] or 0)
+            out.append(f"| {ds} ({n}) | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
 def print_tables(summary: dict[str, dict[str, dict[str, float | None]]]) -> None:
