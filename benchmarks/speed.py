@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.procstat import memory_mb
 from schemas.messages import (
     ModelRef,
     SourceRef,
@@ -189,30 +190,16 @@ def start_worker(
     )
 
 
-def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
 def read_timestamps(bootstrap: str, topic: str, n: int, timeout_s: float) -> list[tuple[str, int]]:
     """(window_id, broker timestamp) of the first n records of `topic`."""
     import orjson
-    from kafka import KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer
+
+    from worker.kafka_edge import assign_from_beginning
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     deadline = time.monotonic() + timeout_s
-    parts: set[int] = set()
-    while not parts and time.monotonic() < deadline:
-        parts = consumer.partitions_for_topic(topic) or set()
-        time.sleep(0.2)
-    tps = [TopicPartition(topic, p) for p in parts]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
+    assign_from_beginning(consumer, topic, deadline)
     out: list[tuple[str, int]] = []
     while len(out) < n and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=500).values():
@@ -229,7 +216,7 @@ def worker_rate(
     proc = start_worker(bootstrap, registry, model, tag, log)
     try:
         done = read_timestamps(bootstrap, f"co-{tag}", len(raw), timeout_s=600)
-        rss = peak_rss_mb(proc.pid)
+        rss = memory_mb(proc.pid, "VmHWM")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

@@ -290,6 +290,21 @@ def read_topic_values(settings: WorkerSettings, topic: str, since_ms: int) -> It
         consumer.close()
 
 
+def assign_from_beginning(consumer: Any, topic: str, deadline: float) -> list[TopicPartition]:
+    """Wait (until the monotonic `deadline`) for `topic`'s partitions, assign all of them to a
+    group-less `consumer` and seek to the start. Empty when no partition appeared in time."""
+    parts: set[int] = set()
+    while not parts and time.monotonic() < deadline:
+        parts = consumer.partitions_for_topic(topic) or set()
+        if not parts:
+            time.sleep(0.2)
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
+    if tps:
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+    return tps
+
+
 def read_topic_records(
     settings: WorkerSettings, topic: str, min_count: int, timeout_s: float
 ) -> list[InRecord]:
@@ -298,16 +313,8 @@ def read_topic_records(
     deadline = time.monotonic() + timeout_s
     out: list[InRecord] = []
     try:
-        parts: set[int] = set()
-        while not parts and time.monotonic() < deadline:
-            parts = consumer.partitions_for_topic(topic) or set()
-            if not parts:
-                time.sleep(0.2)
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        if not tps:
+        if not assign_from_beginning(consumer, topic, deadline):
             return out
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
         while time.monotonic() < deadline and len(out) < min_count:
             for tp, records in consumer.poll(timeout_ms=300).items():
                 out.extend(

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer
+
+from worker.kafka_edge import assign_from_beginning
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,14 +47,7 @@ def read_topic(
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
         deadline = time.monotonic() + timeout_s
-        parts: set[int] = set()
-        while not parts and time.monotonic() < deadline:
-            parts = consumer.partitions_for_topic(topic) or set()
-            if not parts:
-                time.sleep(0.3)
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
+        assign_from_beginning(consumer, topic, deadline)
         records: list[Any] = []
         keys: set[str] = set()
         while time.monotonic() < deadline:

@@ -34,29 +34,19 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer
 
+from benchmarks.procstat import memory_mb
 from schemas.messages import encode_window
 from tests.integration.kafka_helpers import WorkerProcess, start_worker
 from tests.model_factory import publish, train_tiny_detector
 from vaecore import Detector
+from worker.kafka_edge import assign_from_beginning
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(0)]
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 BURST = 3000
 SAMPLE_EVERY_S = 5.0
-
-
-def rss_mb(pid: int | None) -> float:
-    if pid is None:
-        return float("nan")
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 class WindowFeed:
@@ -124,13 +114,8 @@ class OutputChecker(threading.Thread):
             enable_auto_commit=False,
             fetch_max_bytes=64 * 1024 * 1024,
         )
-        parts: set[int] = set()
-        while not parts and not self._stop_event.is_set():
-            parts = consumer.partitions_for_topic(self._topic) or set()
-            time.sleep(0.5)
-        tps = [TopicPartition(self._topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
+        # the worker created its topics before it was assigned partitions, so they exist
+        assign_from_beginning(consumer, self._topic, time.monotonic() + 600)
         while not self._stop_event.is_set():
             for batch in consumer.poll(timeout_ms=500, max_records=5000).values():
                 now = time.monotonic()
@@ -240,7 +225,7 @@ def test_soak(
                 "sent": feed.sent,
                 "seen": len(checker.seen),
                 "lag": feed.sent - len(checker.seen),
-                "worker_rss_mb": round(rss_mb(worker.proc.pid), 1),
+                "worker_rss_mb": round(memory_mb(worker.proc.pid), 1),
             }
         )
         if elapsed >= next_promote:
