@@ -207,7 +207,7 @@ class WorkerLoop:
         backoff = 0.5
         flight: _InFlight | None = None
         while not stop.is_set():
-            detector = self._serving_model()  # swapped only here, between batches
+            detector = self._serving_model()
             if detector is None:
                 self.health.beat()
                 stop.wait(0.5)
@@ -215,6 +215,9 @@ class WorkerLoop:
             self.metrics.ready.set(1 if self.health.ready() else 0)
             try:
                 batch = self.collect(stop, idle_ms=20 if flight is not None else 200)
+                # Swapped only here, between batches, and after the wait for records: a
+                # version promoted while collect() waited scores the batch it collected.
+                detector = self._serving_model() or detector
                 scored = self._score(batch, detector) if batch else None
                 if flight is not None:
                     done, flight = self._checkpoint(flight, stop), None

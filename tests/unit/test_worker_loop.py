@@ -218,6 +218,42 @@ def test_model_is_swapped_only_between_batches_and_outputs_name_it(tiny_detector
     assert versions == ["1", "1", "2", "2"]
 
 
+def test_a_version_promoted_while_the_loop_waits_for_records_scores_them(
+    tiny_detector: Detector,
+) -> None:
+    from dataclasses import replace
+
+    current = {"d": replace(tiny_detector, version="1", name="m")}
+    v2 = replace(tiny_detector, version="2", name="m")
+    stop = threading.Event()
+
+    class SwapDuringPoll(FakeSource):
+        def poll(self, timeout_ms: int, max_records: int) -> list[InRecord]:
+            if not self.records:
+                stop.set()
+                return []
+            current["d"] = v2  # the watcher swaps while the loop is blocked in poll
+            return super().poll(timeout_ms, max_records)
+
+    source = SwapDuringPoll(records(tiny_detector, 3))
+    sink = FakeSink(source.log)
+    loop = WorkerLoop(
+        source,
+        sink,
+        lambda: current["d"],
+        TOPICS,
+        max_batch=8,
+        max_batch_wait_ms=0,
+        max_message_bytes=1 << 22,
+        flush_timeout_s=1.0,
+    )
+    loop.run(stop)
+    versions = [
+        orjson.loads(r.value)["model"]["version"] for r in sink.acked if r.topic == "corrected"
+    ]
+    assert versions == ["2", "2", "2"]
+
+
 def test_batches_never_exceed_max_batch(tiny_detector: Detector) -> None:
     source = FakeSource(records(tiny_detector, 20))
     sink = FakeSink(source.log)
