@@ -8,6 +8,7 @@ a user never sees a Python traceback for a mistake of theirs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -40,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"vaewatch {__version__}")
     parser.add_argument(
-        "--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)"
+        "--log-level",
+        default=os.environ.get("VAEWATCH_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING or ERROR (env VAEWATCH_LOG_LEVEL; default INFO)",
     )
     parser.add_argument(
         "--log-format",
@@ -55,9 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.log_level.upper() not in LOG_LEVELS:
+        parser.error(
+            f"log level {args.log_level!r} (--log-level or VAEWATCH_LOG_LEVEL) "
+            f"must be one of {', '.join(LOG_LEVELS)}"
+        )
     configure_logging(args.log_level, args.log_format)
     handler: Handler | None = getattr(args, "func", None)
     if handler is None:

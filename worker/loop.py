@@ -8,12 +8,15 @@ Checkpoint (at-least-once, the contract's delivery promise), once per micro-batc
 A crash anywhere before 3 means the batch is consumed again: duplicates are possible,
 losses are not, and a redelivered window yields the same `event_id`.
 
-Backpressure: the loop is synchronous except for one batch whose acks are awaited while the
-next is scored, so at most two micro-batches (2 x MAX_BATCH records) are in memory; when
-scoring is slower than input, the consumer polls less often and its bounded fetch buffers
-stop growing.
+Pipelining, three stages deep, in order: while batch N is scored on a scoring thread
+(torch releases the GIL, so the network runs beside the Python work), batch N+1 is
+collected and batch N-1's outputs are acknowledged and committed. Batches are sent and
+checkpointed strictly in consumption order. Backpressure: at most three micro-batches
+(3 x MAX_BATCH records) are in memory; when scoring is slower than input, the loop waits
+for the scorer, polls less often, and the consumer's bounded fetch buffers stop growing.
 Rebalances: records of partitions revoked during a poll are dropped before processing;
-the partition's new owner reads them from the last committed offset.
+every batch not yet checkpointed leaves those partitions out of its commit, and the
+partition's new owner reads them from the last committed offset.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
@@ -50,6 +54,7 @@ class _InFlight:
     batch: list[InRecord]
     out: BatchOutput
     started: float
+    revoked: set[TopicPartition] = field(default_factory=set)  # seen since it was collected
 
 
 class WorkerLoop:
@@ -79,7 +84,9 @@ class WorkerLoop:
         self.health = health or Health()
         self._last_lag = 0.0
         self._serving: str | None = None
-        self._revoked: set[TopicPartition] = set()
+        # one revoked-partitions set per batch not yet checkpointed (scoring, sent, ...)
+        self._open: list[set[TopicPartition]] = []
+        self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaewatch-score")
 
     # --- collecting -------------------------------------------------------------------
     def collect(self, stop: threading.Event, idle_ms: int = 200) -> list[InRecord]:
@@ -96,7 +103,7 @@ class WorkerLoop:
             self.health.assigned = bool(self.source.assignment())
             revoked = self.source.take_revoked()
             if revoked:
-                self._revoked |= revoked  # the batch in flight must not commit these either
+                self._note_revoked(revoked)
                 batch = [r for r in batch if (r.topic, r.partition) not in revoked]
             if batch and deadline is None:
                 deadline = time.monotonic() + self.max_batch_wait_ms / 1000
@@ -111,14 +118,30 @@ class WorkerLoop:
         self, batch: list[InRecord], detector: Detector, stop: threading.Event | None = None
     ) -> BatchOutput | None:
         """One batch, synchronously: score, send, checkpoint. None if stopped before the acks."""
-        flight = self._score(batch, detector)
+        flight = self._score(batch, detector, self._opened())
         self._send(flight)
         return flight.out if self._checkpoint(flight, stop or threading.Event()) else None
 
-    def _score(self, batch: list[InRecord], detector: Detector) -> _InFlight:
+    def _opened(self) -> set[TopicPartition]:
+        """A revoked-partitions set for a new batch; filled by every later revocation."""
+        revoked: set[TopicPartition] = set()
+        self._open.append(revoked)
+        return revoked
+
+    def _note_revoked(self, revoked: set[TopicPartition]) -> None:
+        for pending in self._open:  # no batch not yet checkpointed may commit these
+            pending |= revoked
+
+    def _score(
+        self, batch: list[InRecord], detector: Detector, revoked: set[TopicPartition]
+    ) -> _InFlight:
         started = time.perf_counter()
         out = process_batch(batch, detector, self.topics, self.max_message_bytes)
-        return _InFlight(batch, out, started)
+        return _InFlight(batch, out, started, revoked)
+
+    def _submit(self, batch: list[InRecord], detector: Detector) -> Future[_InFlight]:
+        """Score `batch` on the scoring thread; the caller collects the next one meanwhile."""
+        return self._scorer.submit(self._score, batch, detector, self._opened())
 
     def _send(self, flight: _InFlight) -> None:
         """Checkpoint step 1: every output of the batch is handed to the producer."""
@@ -144,8 +167,9 @@ class WorkerLoop:
                     return False
                 delay = min(delay * 2, 30.0)
                 self._send(flight)
-        revoked, self._revoked = self._revoked | self.source.take_revoked(), set()
-        offsets = next_offsets(flight.batch, exclude=revoked)
+        self._note_revoked(self.source.take_revoked())
+        self._open = [pending for pending in self._open if pending is not flight.revoked]
+        offsets = next_offsets(flight.batch, exclude=flight.revoked)
         try:
             self.source.commit(offsets)
         except CommitError as exc:  # e.g. a rebalance: the new owner re-reads these records
@@ -197,45 +221,66 @@ class WorkerLoop:
         return detector
 
     def run(self, stop: threading.Event) -> None:
-        """Until `stop` is set; the batch in hand is always finished, flushed and committed.
+        """Until `stop` is set; every batch consumed is finished, flushed and committed.
 
-        Pipelined by one batch: batch N's outputs are acknowledged while batch N+1 is
-        collected and scored; N is checkpointed (flush, then commit) before N+1's outputs
-        are sent. At most two batches are in memory; the order of checkpoints is unchanged.
+        One iteration: collect batch N+1 while N is scored on the scoring thread; take N;
+        start scoring N+1; checkpoint N-1 (flush, then commit); send N.
         """
         log.info("loop_started", max_batch=self.max_batch, max_batch_wait_ms=self.max_batch_wait_ms)
         backoff = 0.5
-        flight: _InFlight | None = None
-        while not stop.is_set():
-            detector = self._serving_model()
-            if detector is None:
-                self.health.beat()
-                stop.wait(0.5)
-                continue
-            self.metrics.ready.set(1 if self.health.ready() else 0)
-            try:
-                batch = self.collect(stop, idle_ms=20 if flight is not None else 200)
-                # Swapped only here, between batches, and after the wait for records: a
-                # version promoted while collect() waited scores the batch it collected.
-                detector = self._serving_model() or detector
-                scored = self._score(batch, detector) if batch else None
-                if flight is not None:
-                    done, flight = self._checkpoint(flight, stop), None
-                    if not done:
-                        break  # stopped during an outage: nothing more is committed
-                if scored is not None:
-                    self._send(scored)
-                    flight = scored
-                self._update_lag()
-                backoff = 0.5
-            except BrokerError as exc:  # broker away: nothing was committed, retry with backoff
-                log.warning("broker_error_backing_off", error=str(exc), retry_in_s=backoff)
-                self.health.beat()
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-        if flight is not None:
-            self._checkpoint(flight, stop)
+        flight: _InFlight | None = None  # sent, awaiting acks and commit
+        scoring: Future[_InFlight] | None = None  # on the scoring thread
+        try:
+            while not stop.is_set():
+                detector = self._serving_model()
+                if detector is None:
+                    self.health.beat()
+                    stop.wait(0.5)
+                    continue
+                self.metrics.ready.set(1 if self.health.ready() else 0)
+                try:
+                    busy = flight is not None or scoring is not None
+                    batch = self.collect(stop, idle_ms=20 if busy else 200)
+                    scored = scoring.result() if scoring is not None else None
+                    scoring = None
+                    if batch:
+                        # Swapped only here, between batches, and after the wait for records:
+                        # a version promoted while collect() waited scores what it collected.
+                        scoring = self._submit(batch, self._serving_model() or detector)
+                    if scored is not None:
+                        if flight is not None:
+                            done, flight = self._checkpoint(flight, stop), None
+                            if not done:
+                                break  # stopped during an outage: nothing more is committed
+                        self._send(scored)
+                        flight = scored
+                    elif scoring is None and flight is not None:  # idle: settle the last one
+                        done, flight = self._checkpoint(flight, stop), None
+                        if not done:
+                            break
+                    self._update_lag()
+                    backoff = 0.5
+                except BrokerError as exc:  # broker away: nothing was committed, retry
+                    log.warning("broker_error_backing_off", error=str(exc), retry_in_s=backoff)
+                    self.health.beat()
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+            else:
+                self._drain(flight, scoring, stop)
+        finally:
+            self._scorer.shutdown(wait=True)
         log.info("loop_stopped")
+
+    def _drain(
+        self, flight: _InFlight | None, scoring: Future[_InFlight] | None, stop: threading.Event
+    ) -> None:
+        """On stop: the batches in hand are finished, in order, unless the broker is away."""
+        if flight is not None and not self._checkpoint(flight, stop):
+            return
+        if scoring is not None:
+            scored = scoring.result()
+            self._send(scored)
+            self._checkpoint(scored, stop)
 
 
 def next_offsets(

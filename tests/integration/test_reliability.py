@@ -32,10 +32,16 @@ def test_sigkill_at_random_moments_loses_nothing(
     kills = 2
     for k in range(kills):
         worker = start_worker(
-            kafka_bootstrap, topics, registry, tmp_path / f"w{k}.log", VAEWATCH_MAX_BATCH="8"
+            kafka_bootstrap,
+            topics,
+            registry,
+            tmp_path / f"w{k}.log",
+            VAEWATCH_MAX_BATCH="8",
+            VAEWATCH_LOG_LEVEL="DEBUG",
         )
-        worker.wait_for("partitions_assigned", timeout=40)
-        time.sleep(rng.uniform(0.2, 1.5))
+        # mid-stream on any machine: after its first committed batch, not after a fixed delay
+        worker.wait_for('"batch_processed"', timeout=60)
+        time.sleep(rng.uniform(0.0, 0.4))
         worker.stop(signal.SIGKILL)
     before = read_topic(kafka_bootstrap, topics.corrected, 1, timeout_s=5)
     assert 0 < len(before) < sent, "the kills should land mid-stream"

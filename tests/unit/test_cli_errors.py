@@ -99,3 +99,15 @@ def test_secrets_never_appear_in_the_settings_dump(monkeypatch: pytest.MonkeyPat
     from worker.kafka_edge import security_kwargs
 
     assert security_kwargs(settings)["sasl_plain_password"] == "hunter2-secret"
+
+
+def test_log_level_comes_from_the_environment_and_a_bad_one_is_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VAEWATCH_LOG_LEVEL", "LOUD")
+    with pytest.raises(SystemExit) as exc:
+        main(["schemas", "export", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "VAEWATCH_LOG_LEVEL" in capsys.readouterr().err
+    monkeypatch.setenv("VAEWATCH_LOG_LEVEL", "warning")
+    assert main(["schemas", "export", "--out", str(tmp_path)]) == 0

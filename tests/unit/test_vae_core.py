@@ -146,11 +146,13 @@ def test_scores_do_not_depend_on_the_batch(trained: Detector) -> None:
     series = clean_signal(600, seed=9)
     alone = trained.score([series[:WINDOW]])[0]
     together = trained.score([series[100 : 100 + WINDOW], series[:WINDOW], series[200:400]])[1]
-    np.testing.assert_allclose(alone.point, together.point, rtol=1e-5, atol=1e-5)
+    # float32 convolutions may sum in another order for another batch shape (oneDNN picks
+    # kernels by shape): differences of ~2e-5 were seen, so equal to 1e-4, not bit-equal
+    np.testing.assert_allclose(alone.point, together.point, rtol=1e-4, atol=1e-4)
     sampled = Detector(trained.model, trained.scaler, CHANNELS, n_samples=4, stride=16)
     a = sampled.score([series[:WINDOW]])[0]
     b = sampled.score([series[300 : 300 + WINDOW], series[:WINDOW]])[1]
-    np.testing.assert_allclose(a.point, b.point, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a.point, b.point, rtol=1e-4, atol=1e-4)
 
 
 def test_missing_points_are_not_scored_and_are_always_replaced(trained: Detector) -> None:

@@ -254,6 +254,54 @@ def test_a_version_promoted_while_the_loop_waits_for_records_scores_them(
     assert versions == ["2", "2", "2"]
 
 
+@dataclass
+class ScriptedSource(FakeSource):
+    """Stops the loop when drained; revokes `revoke` on poll number `revoke_on_poll`."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    revoke: set[TopicPartition] = field(default_factory=set)
+    revoke_on_poll: int = 0
+    polls: int = 0
+    commits: list[dict[TopicPartition, int]] = field(default_factory=list)
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[InRecord]:
+        if not self.records:
+            self.stop.set()
+            return []
+        self.polls += 1
+        if self.polls == self.revoke_on_poll:
+            self._revoked |= self.revoke
+        return super().poll(timeout_ms, max_records)
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+        super().commit(offsets)
+
+
+def test_pipelined_run_sends_and_commits_in_consumption_order(tiny_detector: Detector) -> None:
+    source = ScriptedSource(records(tiny_detector, 12))
+    sink = FakeSink(source.log)
+    make_loop(source, sink, tiny_detector, max_batch=2).run(source.stop)
+    ids = [orjson.loads(r.value)["window_id"] for r in sink.acked if r.topic == "corrected"]
+    assert ids == [f"s/{i}" for i in range(12)]
+    assert source.committed == {("in", 0): 6, ("in", 1): 6}
+    for earlier, later in zip(source.commits, source.commits[1:], strict=False):
+        assert all(later[tp] > earlier[tp] for tp in later if tp in earlier)
+
+
+def test_a_revocation_while_batches_are_in_the_pipeline_keeps_them_all_from_committing_it(
+    tiny_detector: Detector,
+) -> None:
+    # batch 1 is sent, batch 2 is on the scoring thread when poll 3 reports the revocation:
+    # neither may commit the revoked partition (its new owner re-reads from the last commit)
+    source = ScriptedSource(records(tiny_detector, 8), revoke={("in", 1)}, revoke_on_poll=3)
+    sink = FakeSink(source.log)
+    make_loop(source, sink, tiny_detector, max_batch=2).run(source.stop)
+    assert source.commits[0] == {("in", 0): 1}
+    assert source.commits[1] == {("in", 0): 2}
+    assert source.commits[2] == {("in", 0): 3}, "the revoked partition's record was dropped"
+
+
 def test_batches_never_exceed_max_batch(tiny_detector: Detector) -> None:
     source = FakeSource(records(tiny_detector, 20))
     sink = FakeSink(source.log)
