@@ -7,6 +7,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?= --profile
 
 .PHONY: run test lint typecheck pytest install bench bench-quality soak audit schemas clean help
 
@@ -42,8 +43,8 @@ pytest: $(STAMP)
 schemas: $(STAMP)  ## re-export the JSON Schemas of the wire formats into schemas/json/
 	$(BIN)/vaewatch schemas export --out schemas/json
 
-bench: $(STAMP)  ## speed: I/O ceiling, compute ceiling and worker windows/s on the embedded broker
-	$(BIN)/python -m benchmarks.speed
+bench: $(STAMP)  ## speed: I/O and compute ceilings, worker windows/s + latency, py-spy stage shares
+	$(BIN)/python -m benchmarks.speed $(BENCH_ARGS)
 
 bench-quality: $(STAMP)  ## detection quality on ../shared/data against baselines
 	$(BIN)/python -m benchmarks.quality

@@ -1,0 +1,77 @@
+"""Where the worker's time goes: py-spy samples of a running worker, bucketed by stage.
+
+`py-spy record --format raw` writes one line per distinct stack ("frame;frame;... count").
+Every sample of the worker's main thread (the one in `WorkerLoop.run`), idle or not, is
+charged to the innermost stage it is inside (the stage list is ordered from specific to
+general): the shares are of wall time, so waiting for acks or for records shows up.
+Other threads (the producer's sender, the consumer's heartbeat, the model watcher) overlap
+the main thread and are left out.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+# (stage, marker in a frame's text): the first marker found from the innermost frame wins
+STAGES: list[tuple[str, str]] = [
+    ("decode + validate", "decode_window ("),
+    ("decode + validate", "align_to_model ("),
+    ("score (network)", "Detector._forward ("),
+    ("score (aggregate)", "Detector.score ("),
+    ("correct (network + merge)", "Detector.correct ("),
+    ("encode outputs", "encode_corrected ("),
+    ("encode outputs", "encode_event ("),
+    ("encode outputs", "merge_corrected ("),
+    ("produce (send)", "KafkaProducer.send ("),
+    ("flush: wait for acks", "KafkaProducer.flush ("),
+    ("commit", "commit_offsets_sync ("),
+    ("poll + fetch parsing", "KafkaConsumer.poll ("),
+    ("batch bookkeeping", "process_batch ("),
+    ("loop bookkeeping", "WorkerLoop.run ("),
+]
+
+
+def py_spy() -> str | None:
+    """The py-spy binary next to this interpreter (the venv's bin), or on PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+    """Start sampling `pid` for `seconds` into `out` (raw format); None without py-spy."""
+    binary = py_spy()
+    if binary is None:
+        return None
+    cmd = [binary, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200"]
+    cmd += ["--format", "raw", "--threads", "--idle", "--nonblocking", "--output", str(out)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stage_of(frames: list[str]) -> str:
+    for frame in reversed(frames):  # innermost first
+        for stage, marker in STAGES:
+            if marker in frame:
+                return stage
+    return "other"
+
+
+def is_main_thread(frames: list[str]) -> bool:
+    return any("WorkerLoop.run (" in f for f in frames)
+
+
+def breakdown(raw: str) -> dict[str, float]:
+    """Share of the main thread's samples (wall time) per stage, largest first."""
+    main: Counter[str] = Counter()
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        if is_main_thread(frames):
+            main[stage_of(frames)] += int(count)
+    total = sum(main.values())
+    return {stage: n / total for stage, n in main.most_common()} if total else {}
