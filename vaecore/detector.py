@@ -68,6 +68,17 @@ class Correction:
     replaced: np.ndarray  # (T, C) bool: flagged or missing
 
 
+AGGREGATE_CHUNK = 32  # windows overlap-added at once: (3, 32, T, C) float32 stays in cache
+
+
+def _by_length(windows: Sequence[np.ndarray]) -> dict[int, list[int]]:
+    """Window indices grouped by length, in first-seen order."""
+    groups: dict[int, list[int]] = {}
+    for i, w in enumerate(windows):
+        groups.setdefault(len(w), []).append(i)
+    return groups
+
+
 def sub_window_starts(length: int, window: int, stride: int) -> list[int]:
     """0, stride, 2*stride, ... plus a last start aligned to the end, so every point is covered."""
     if length < window:
@@ -155,28 +166,52 @@ class Detector:
     def _per_point(
         self, windows: Sequence[np.ndarray]
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Each (T_i, C) raw window -> averaged point NLL, mean and std (raw units)."""
+        """Each (T_i, C) raw window -> averaged point NLL, mean and std (raw units).
+
+        Windows of equal length share their sub-window starts, so each length group is cut,
+        and its sub-window outputs overlap-added, with whole-array operations (one loop over
+        the few starts, none over windows); every group goes through the network in one pass.
+        """
+        groups = _by_length(windows)
         stride = int(self.stride or 1)
-        starts = [sub_window_starts(len(w), self.window, stride) for w in windows]
-        subs = np.stack(
-            [w[s : s + self.window] for w, ss in zip(windows, starts, strict=True) for s in ss]
-        )
-        nll, mean, logvar = self._forward(self.scaler.transform(subs))
-        results, k = [], 0
-        for w, ss in zip(windows, starts, strict=True):
-            acc = np.zeros((3, *w.shape), dtype=np.float64)
-            count = np.zeros((len(w), 1), dtype=np.float64)
-            for s in ss:
-                acc[0, s : s + self.window] += nll[k]
-                acc[1, s : s + self.window] += mean[k]
-                acc[2, s : s + self.window] += logvar[k]
-                count[s : s + self.window] += 1
-                k += 1
-            acc /= count
-            expected = self.scaler.inverse_transform(acc[1])
-            std = np.exp(0.5 * acc[2]) * self.scaler.scale
-            results.append((acc[0], expected, std))
-        return results
+        plan = []
+        subs = []
+        for length, index in groups.items():
+            starts = np.asarray(sub_window_starts(length, self.window, stride))
+            # normalised before cutting: each point once, not once per covering sub-window
+            block = self.scaler.transform(np.stack([windows[i] for i in index]))  # (n, L, C)
+            cut = block[:, starts[:, None] + np.arange(self.window)]  # (n, S, W, C)
+            subs.append(cut.reshape(-1, self.window, block.shape[2]))
+            plan.append((length, index, starts))
+        nll, mean, logvar = self._forward(np.concatenate(subs))
+        outputs = np.stack([nll, mean, logvar])  # (3, N_sub, W, C)
+        results: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        order: list[int] = []
+        k = 0
+        for length, index, starts in plan:
+            for lo in range(0, len(index), AGGREGATE_CHUNK):  # chunks stay in cache
+                chunk = index[lo : lo + AGGREGATE_CHUNK]
+                n = len(chunk) * len(starts)
+                parts = outputs[:, k : k + n].reshape(3, len(chunk), len(starts), self.window, -1)
+                results.extend(self._overlap_add(parts, starts, length))
+                order.extend(chunk)
+                k += n
+        by_window = dict(zip(order, results, strict=True))
+        return [by_window[i] for i in range(len(windows))]
+
+    def _overlap_add(
+        self, parts: np.ndarray, starts: np.ndarray, length: int
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(3, n, S, W, C) sub-window NLL/mean/logvar -> per window (NLL, mean, std), averaged."""
+        acc = np.zeros((3, parts.shape[1], length, parts.shape[4]), dtype=np.float32)
+        count = np.zeros((length, 1), dtype=np.float32)
+        for j, start in enumerate(starts):
+            acc[:, :, start : start + self.window] += parts[:, :, j]
+            count[start : start + self.window] += 1
+        acc /= count
+        expected = self.scaler.inverse_transform(acc[1])  # float64, raw units
+        std = np.exp(0.5 * acc[2].astype(np.float64)) * self.scaler.scale
+        return [(acc[0, i], expected[i], std[i]) for i in range(parts.shape[1])]
 
     def _check(self, windows: Sequence[np.ndarray]) -> None:
         for w in windows:
