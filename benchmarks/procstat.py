@@ -1,7 +1,9 @@
-"""Memory of another process from /proc (Linux), for the speed benchmark and the soak."""
+"""Memory and CPU of other processes from /proc (Linux), for the speed benchmark and the soak."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 
@@ -14,3 +16,31 @@ def memory_mb(pid: int, field: str = "VmRSS") -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds `pid` has used so far (all threads); NaN once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+class CpuMeter:
+    """Cores used by some processes between start() and stop(): CPU seconds / wall seconds."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._start: dict[str, float] = {}
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        wall = max(time.monotonic() - self._t0, 1e-9)
+        return {
+            name: (cpu_seconds(pid) - self._start[name]) / wall for name, pid in self.pids.items()
+        }

@@ -1,11 +1,12 @@
 """Where the worker's time goes: py-spy samples of a running worker, bucketed by stage.
 
 `py-spy record --format raw` writes one line per distinct stack ("frame;frame;... count").
-Every sample of the worker's main thread (the one in `WorkerLoop.run`), idle or not, is
-charged to the innermost stage it is inside (the stage list is ordered from specific to
-general): the shares are of wall time, so waiting for acks or for records shows up.
-Other threads (the producer's sender, the consumer's heartbeat, the model watcher) overlap
-the main thread and are left out.
+Two threads matter: the main thread (in `WorkerLoop.run`: poll, send, flush, commit, and
+waiting for the scorer) and the scoring thread (in `WorkerLoop._score`: decode/validate,
+the network, encode). Every sample of each, idle or not, is charged to the innermost stage
+it is inside (the stage list is ordered from specific to general): the shares are of wall
+time, so waiting shows up. Other threads (the producer's sender, the consumer's heartbeat,
+the model watcher) are left out.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ STAGES: list[tuple[str, str]] = [
     ("produce (send)", "KafkaProducer.send ("),
     ("flush: wait for acks", "KafkaProducer.flush ("),
     ("commit", "commit_offsets_sync ("),
+    ("wait for the scoring thread", "Future.result ("),
     ("poll + fetch parsing", "KafkaConsumer.poll ("),
     ("batch bookkeeping", "process_batch ("),
     ("loop bookkeeping", "WorkerLoop.run ("),
@@ -59,19 +61,28 @@ def stage_of(frames: list[str]) -> str:
     return "other"
 
 
-def is_main_thread(frames: list[str]) -> bool:
-    return any("WorkerLoop.run (" in f for f in frames)
+def thread_of(frames: list[str]) -> str | None:
+    if any("WorkerLoop._score (" in f for f in frames):
+        return "scoring"
+    if any("WorkerLoop.run (" in f for f in frames):
+        return "main"
+    return None
 
 
-def breakdown(raw: str) -> dict[str, float]:
-    """Share of the main thread's samples (wall time) per stage, largest first."""
-    main: Counter[str] = Counter()
+def breakdown(raw: str) -> dict[str, dict[str, float]]:
+    """Per thread ("main", "scoring"): share of its samples (wall time) per stage, largest first."""
+    counts: dict[str, Counter[str]] = {"main": Counter(), "scoring": Counter()}
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         frames = stack.split(";")
-        if is_main_thread(frames):
-            main[stage_of(frames)] += int(count)
-    total = sum(main.values())
-    return {stage: n / total for stage, n in main.most_common()} if total else {}
+        thread = thread_of(frames)
+        if thread is not None:
+            counts[thread][stage_of(frames)] += int(count)
+    out: dict[str, dict[str, float]] = {}
+    for thread, stages in counts.items():
+        total = sum(stages.values())
+        if total:
+            out[thread] = {stage: n / total for stage, n in stages.most_common()}
+    return out

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from benchmarks import profile
-from benchmarks.procstat import memory_mb
+from benchmarks.procstat import CpuMeter, memory_mb
 from schemas.messages import (
     ModelRef,
     SourceRef,
@@ -43,6 +43,7 @@ from schemas.messages import (
     merge_corrected,
 )
 from training.calibration import quantile_threshold
+from training.job import TrainOptions
 from training.registry import Registry
 from vaecore import ChannelScaler, ConvVAE, Detector, Thresholds, VAEConfig
 from vaecore.device import select_device
@@ -60,12 +61,25 @@ def synthetic(n: int, window: int, channels: int, seed: int = 0) -> np.ndarray:
 
 
 def build_detector(window: int, channels: int) -> Detector:
+    """The shipped architecture (TrainOptions' window, latent size) for `channels` channels.
+
+    Messages of `window` steps longer than the model's window are scored in overlapping
+    sub-windows, as in production.
+    """
     torch.manual_seed(0)
+    opts = TrainOptions()
     names = tuple(f"ch_{i}" for i in range(channels))
     calib = synthetic(64, window, channels, seed=1)
     scaler = ChannelScaler.fit(calib)
     det = Detector(
-        ConvVAE(VAEConfig(n_channels=channels, window=window)),
+        ConvVAE(
+            VAEConfig(
+                n_channels=channels,
+                window=min(window, opts.window),
+                latent_dim=opts.latent_dim,
+                beta=opts.beta,
+            )
+        ),
         scaler,
         names,
         device=select_device("auto"),
@@ -214,14 +228,19 @@ def read_timestamps(bootstrap: str, topic: str, n: int, timeout_s: float) -> lis
 
 
 def worker_rate(
-    bootstrap: str, registry: Path, model: str, raw: list[bytes], log: Path
-) -> tuple[float, float]:
-    """Steady-state windows/s through the worker on a pre-filled topic, and its peak RSS."""
+    bootstrap: str, registry: Path, model: str, raw: list[bytes], log: Path, broker_pid: int
+) -> tuple[float, float, dict[str, float]]:
+    """Steady-state windows/s through the worker on a pre-filled topic, its peak RSS, and the
+    cores used meanwhile by the worker, the broker and this process (reading the outputs)."""
     tag = uuid.uuid4().hex[:8]
     fill_topic(bootstrap, f"in-{tag}", raw)
     proc = start_worker(bootstrap, registry, model, tag, log)
+    meter = CpuMeter({"worker": proc.pid, "broker": broker_pid, "reader": os.getpid()})
     try:
+        read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)  # joined, model warm
+        meter.start()
         done = read_timestamps(bootstrap, f"co-{tag}", len(raw), timeout_s=600)
+        cores = meter.stop()
         rss = memory_mb(proc.pid, "VmHWM")
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -230,13 +249,13 @@ def worker_rate(
     # steady state: skip the first 5% (group join, warm-up)
     k = len(stamps) // 20
     rate = (len(stamps) - k) / max((stamps[-1] - stamps[k]) / 1000, 1e-9)
-    return rate, rss
+    return rate, rss, cores
 
 
 def profile_worker(
     bootstrap: str, registry: Path, model: str, raw: list[bytes], rate: float, out: Path
-) -> dict[str, float]:
-    """py-spy on a worker busy with a backlog: the main thread's wall-time shares per stage.
+) -> dict[str, dict[str, float]]:
+    """py-spy on a worker busy with a backlog: per thread, wall-time shares per stage.
 
     A separate run (the sampler slows what it watches). The topic holds ~14 s of work at the
     measured rate; sampling starts at the first output (group joined, model warm) for 8 s.
@@ -312,6 +331,8 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
         registry = Path(tmp) / "registry"
+        broker_pid = broker.pid
+        assert broker_pid is not None
         for window, channels in SHAPES:
             name = f"bench-{window}x{channels}"
             print(f"== {name}", flush=True)
@@ -325,8 +346,8 @@ def main() -> int:
             relay_topic = f"relay-{uuid.uuid4().hex[:6]}"
             fill_topic(broker.bootstrap, relay_topic, raw)
             row["io_ceiling"] = io_ceiling(broker.bootstrap, relay_topic, len(raw))
-            row["worker"], row["worker_peak_rss_mb"] = worker_rate(
-                broker.bootstrap, registry, name, raw, Path(tmp) / f"{name}.log"
+            row["worker"], row["worker_peak_rss_mb"], row["cores_used"] = worker_rate(
+                broker.bootstrap, registry, name, raw, Path(tmp) / f"{name}.log", broker_pid
             )
             row["ratio_vs_min_ceiling"] = row["worker"] / min(
                 row["io_ceiling"], row["compute_ceiling"]
@@ -335,7 +356,7 @@ def main() -> int:
             row["ratio_vs_sequential_bound"] = row["worker"] / row["sequential_bound"]
             if args.profile:
                 RESULTS.mkdir(parents=True, exist_ok=True)
-                row["profile_main_thread_shares"] = profile_worker(
+                row["profile_thread_shares"] = profile_worker(
                     broker.bootstrap,
                     registry,
                     name,
@@ -396,9 +417,12 @@ def print_table(results: dict[str, Any]) -> None:
             f"{r['codec_us_per_window']:>10.0f}{r['worker_peak_rss_mb']:>8.0f}  {lat}"
         )
     for name, r in results["shapes"].items():
-        shares = r.get("profile_main_thread_shares")
-        if shares:
-            print(f"\n{name}: worker main thread, share of samples per stage (py-spy)")
+        if "cores_used" in r:
+            used = ", ".join(f"{k} {v:.2f}" for k, v in r["cores_used"].items())
+            print(f"{name}: cores used during the worker run: {used}")
+    for name, r in results["shapes"].items():
+        for thread, shares in r.get("profile_thread_shares", {}).items():
+            print(f"\n{name}: worker {thread} thread, share of wall-time samples (py-spy)")
             for stage, share in shares.items():
                 print(f"  {stage:<36}{share:>6.1%}")
 
