@@ -44,7 +44,8 @@ def vus_pr_many(
         cmd = [str(python), str(SCRIPT), str(Path(tmp) / "in.npz"), str(len(pairs))]
         if sliding_window:
             cmd.append(str(sliding_window))
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+        # stdout carries the result; stderr (progress bar, library warnings) goes to the user
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=3600, check=False)
         if done.returncode != 0:
             return [None] * len(pairs)
         values = json.loads(done.stdout.strip().splitlines()[-1])

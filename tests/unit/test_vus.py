@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,3 +38,28 @@ def test_tsb_ad_vus_pr_ranks_a_perfect_score_far_above_noise() -> None:
     assert noise is not None
     assert perfect > 0.95
     assert noise < 0.2
+
+
+@pytest.mark.skipif(
+    peers_python() is None, reason="tsb-ad environment not built (make bench-quality)"
+)
+def test_our_vus_pr_is_the_one_tsb_ads_get_metrics_reports() -> None:
+    rng = np.random.default_rng(1)
+    labels = np.zeros(1500, dtype=int)
+    labels[300:330] = 1
+    labels[900:960] = 1
+    score = labels * 0.5 + rng.random(1500)
+    [ours] = vus_pr_many([(score, labels)], sliding_window=50)
+    check = (
+        "import sys, numpy as np; from TSB_AD.evaluation.metrics import get_metrics;"
+        "d = np.load(sys.argv[1]); print(get_metrics(d['s'], d['l'], slidingWindow=50)['VUS-PR'])"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(f"{tmp}/x.npz", s=score, l=labels)
+        out = subprocess.run(
+            [str(peers_python()), "-c", check, f"{tmp}/x.npz"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    assert ours == pytest.approx(float(out.stdout.strip().splitlines()[-1]), abs=1e-9)
