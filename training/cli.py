@@ -92,7 +92,13 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--data", nargs="+", metavar="PATH", help="folders or train.csv files")
     p.add_argument("--registry", required=True, help="model registry directory")
     p.add_argument("--model", required=True, help="model name in the registry")
-    p.add_argument("--window", type=_positive_int, default=128, help="window length (default 128)")
+    p.add_argument(
+        "--window",
+        type=_positive_int,
+        default=TrainOptions.window,
+        help=f"model window in time steps (default {TrainOptions.window}); "
+        "messages may be longer: they are scored in overlapping sub-windows",
+    )
     p.add_argument("--epochs", type=_positive_int, default=40, help="max epochs (default 40)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--promote", action="store_true", help="move `production` if the gate agrees")
