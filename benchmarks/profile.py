@@ -1,12 +1,12 @@
 """Where the worker's time goes: py-spy samples of a running worker, bucketed by stage.
 
 `py-spy record --format raw` writes one line per distinct stack ("frame;frame;... count").
-Two threads matter: the main thread (in `WorkerLoop.run`: poll, send, flush, commit, and
-waiting for the scorer) and the scoring thread (in `WorkerLoop._score`: decode/validate,
-the network, encode). Every sample of each, idle or not, is charged to the innermost stage
-it is inside (the stage list is ordered from specific to general): the shares are of wall
-time, so waiting shows up. Other threads (the producer's sender, the consumer's heartbeat,
-the model watcher) are left out.
+Two threads matter: the main thread (in `WorkerLoop.run`: poll, decode/validate, encode,
+send, flush, commit, and waiting for the scorer) and the scoring thread (in `score_batch`:
+the network and the sub-window aggregation). Every sample of each, idle or not, is charged
+to the innermost stage it is inside (the stage list is ordered from specific to general):
+the shares are of wall time, so waiting shows up. Other threads (the producer's sender,
+the consumer's heartbeat, the model watcher) are left out.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ STAGES: list[tuple[str, str]] = [
     ("wait for the scoring thread", "Future.result ("),
     ("poll + fetch parsing", "KafkaConsumer.poll ("),
     ("batch bookkeeping", "process_batch ("),
+    ("batch bookkeeping", "decode_batch ("),
+    ("batch bookkeeping", "score_batch ("),
+    ("batch bookkeeping", "encode_batch ("),
     ("loop bookkeeping", "WorkerLoop.run ("),
 ]
 
@@ -62,7 +65,7 @@ def stage_of(frames: list[str]) -> str:
 
 
 def thread_of(frames: list[str]) -> str | None:
-    if any("WorkerLoop._score (" in f for f in frames):
+    if any("score_batch (" in f for f in frames):
         return "scoring"
     if any("WorkerLoop.run (" in f for f in frames):
         return "main"

@@ -7,7 +7,11 @@ For each window shape (128x1 NAB-like, 128x8 SKAB-like, 128x38 server-metrics-li
   worker           `vaewatch worker` end to end on a pre-filled topic (validate, batch, score,
                    correct, publish, commit), peak RSS
   latency          produce -> corrected-window publish, p50/p99, at 50% and 90% of the worker's max
-Reported as windows/s and as the ratio worker / min(io_ceiling, compute_ceiling).
+Reported as windows/s and as the ratio worker / min(io_ceiling, compute_ceiling), beside two
+bounds computed from the same run: the sequential bound (relay, codec and compute one after
+another) and the CPU bound (every core busy with the CPU seconds one window costs: relay incl.
+the broker, codec, score + correct); cpu_bound / min(ceilings) is the best ratio any design
+could reach on this machine.
 Synthetic sine+noise windows; an untrained model with thresholds calibrated on its own
 scores (speed does not depend on training, only on shapes and how many points get corrected).
 GPU: not measured on this machine (no CUDA device); the same command measures it where present.
@@ -33,7 +37,7 @@ import numpy as np
 import torch
 
 from benchmarks import profile
-from benchmarks.procstat import CpuMeter, memory_mb
+from benchmarks.procstat import CpuMeter, cpu_seconds, memory_mb
 from schemas.messages import (
     ModelRef,
     SourceRef,
@@ -113,19 +117,21 @@ def codec_us(raw: list[bytes], detector: Detector) -> float:
     return (time.perf_counter() - started) / len(raw) * 1e6
 
 
-def compute_ceiling(detector: Detector, window: int, channels: int) -> tuple[float, int]:
-    best, best_batch = 0.0, 0
+def compute_ceiling(detector: Detector, window: int, channels: int) -> tuple[float, int, float]:
+    """Best windows/s of score + correct over batch sizes, that batch, and its CPU s/window."""
+    best, best_batch, best_cpu = 0.0, 0, 0.0
     for batch in (64, 256, 1024):
         windows = list(synthetic(batch, window, channels, seed=3))
         detector.correct(windows, detector.score(windows))  # warm-up
-        reps, started = 0, time.perf_counter()
+        reps, started, cpu = 0, time.perf_counter(), time.process_time()
         while time.perf_counter() - started < 2.0:
             detector.correct(windows, detector.score(windows))
             reps += 1
         rate = reps * batch / (time.perf_counter() - started)
         if rate > best:
             best, best_batch = rate, batch
-    return best, best_batch
+            best_cpu = (time.process_time() - cpu) / (reps * batch)  # all torch threads
+    return best, best_batch, best_cpu
 
 
 def fill_topic(bootstrap: str, topic: str, raw: list[bytes]) -> None:
@@ -140,8 +146,11 @@ def fill_topic(bootstrap: str, topic: str, raw: list[bytes]) -> None:
     producer.close()
 
 
-def io_ceiling(bootstrap: str, topic: str, n: int) -> float:
-    """consume -> produce 2 outputs -> commit, no parsing: what kafka-python can move here."""
+def io_ceiling(bootstrap: str, topic: str, n: int, broker_pid: int) -> tuple[float, float]:
+    """consume -> produce 2 outputs -> commit, no parsing: what kafka-python can move here.
+
+    Returns windows/s and the CPU seconds per window it cost (this process + the broker).
+    """
     from kafka import KafkaConsumer, KafkaProducer
 
     group = f"relay-{uuid.uuid4().hex[:6]}"
@@ -157,12 +166,13 @@ def io_ceiling(bootstrap: str, topic: str, n: int) -> float:
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=5, batch_size=262144, acks="all"
     )
-    done, started = 0, None
+    pids = (os.getpid(), broker_pid)
+    done, started, cpu_at_start = 0, None, 0.0
     deadline = time.monotonic() + 120
     while done < n and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=500, max_records=256).values():
             if started is None:
-                started = time.perf_counter()
+                started, cpu_at_start = time.perf_counter(), sum(map(cpu_seconds, pids))
             for r in records:
                 producer.send(f"{topic}-relay-a", key=r.key, value=r.value)
                 producer.send(f"{topic}-relay-b", key=r.key, value=r.value)
@@ -170,9 +180,19 @@ def io_ceiling(bootstrap: str, topic: str, n: int) -> float:
         producer.flush()
         consumer.commit()
     seconds = time.perf_counter() - (started or time.perf_counter())
+    cpu = sum(map(cpu_seconds, pids)) - cpu_at_start
     consumer.close()
     producer.close()
-    return done / max(seconds, 1e-9)
+    return done / max(seconds, 1e-9), cpu / max(done, 1)
+
+
+def cpu_bound(row: dict[str, Any], cores: int) -> float:
+    """Windows/s if every core were busy with the CPU work one window costs (relay incl. the
+    broker, codec, score + correct) and nothing else: no scheduling can beat this here."""
+    per_window = (row["io_cpu_ms_per_window"] + row["compute_cpu_ms_per_window"]) / 1000 + row[
+        "codec_us_per_window"
+    ] / 1e6
+    return float(cores / per_window)
 
 
 def publish_model(detector: Detector, root: Path, name: str) -> None:
@@ -342,10 +362,16 @@ def main() -> int:
             row: dict[str, Any] = {"message_bytes": int(np.mean([len(r) for r in raw]))}
             row["codec_us_per_window"] = round(codec_us(raw[:1000], detector), 1)
             torch.set_num_threads(os.cpu_count() or 1)
-            row["compute_ceiling"], row["best_batch"] = compute_ceiling(detector, window, channels)
+            row["compute_ceiling"], row["best_batch"], compute_cpu = compute_ceiling(
+                detector, window, channels
+            )
+            row["compute_cpu_ms_per_window"] = compute_cpu * 1000
             relay_topic = f"relay-{uuid.uuid4().hex[:6]}"
             fill_topic(broker.bootstrap, relay_topic, raw)
-            row["io_ceiling"] = io_ceiling(broker.bootstrap, relay_topic, len(raw))
+            row["io_ceiling"], io_cpu = io_ceiling(
+                broker.bootstrap, relay_topic, len(raw), broker_pid
+            )
+            row["io_cpu_ms_per_window"] = io_cpu * 1000
             row["worker"], row["worker_peak_rss_mb"], row["cores_used"] = worker_rate(
                 broker.bootstrap, registry, name, raw, Path(tmp) / f"{name}.log", broker_pid
             )
@@ -354,6 +380,11 @@ def main() -> int:
             )
             row["sequential_bound"] = sequential_bound(row)
             row["ratio_vs_sequential_bound"] = row["worker"] / row["sequential_bound"]
+            row["cpu_bound"] = cpu_bound(row, os.cpu_count() or 1)
+            # the best ratio to min(ceilings) any design could reach on this machine
+            row["cpu_bound_vs_min_ceiling"] = row["cpu_bound"] / min(
+                row["io_ceiling"], row["compute_ceiling"]
+            )
             if args.profile:
                 RESULTS.mkdir(parents=True, exist_ok=True)
                 row["profile_thread_shares"] = profile_worker(
@@ -400,8 +431,8 @@ def sequential_bound(row: dict[str, Any]) -> float:
 def print_table(results: dict[str, Any]) -> None:
     print(f"\nvaewatch speed — {results['machine']}; device {results['device']}")
     head = (
-        f"{'shape':<14}{'io ceil/s':>10}{'compute/s':>11}{'seq bound':>10}{'worker/s':>10}"
-        f"{'/min ceil':>10}{'/seq':>6}{'codec µs':>10}{'RSS MB':>8}"
+        f"{'shape':<14}{'io ceil/s':>10}{'compute/s':>11}{'seq bound':>10}{'cpu bound':>10}"
+        f"{'worker/s':>10}{'/min ceil':>10}{'/seq':>6}{'codec µs':>10}{'RSS MB':>8}"
         "  latency p50/p99 ms @50% | @90%"
     )
     print(head)
@@ -412,9 +443,16 @@ def print_table(results: dict[str, Any]) -> None:
             lat = f"{a['p50']:.0f}/{a['p99']:.0f} | {b['p50']:.0f}/{b['p99']:.0f}"
         print(
             f"{name:<14}{r['io_ceiling']:>10.0f}{r['compute_ceiling']:>11.0f}"
-            f"{r['sequential_bound']:>10.0f}{r['worker']:>10.0f}"
+            f"{r['sequential_bound']:>10.0f}{r['cpu_bound']:>10.0f}{r['worker']:>10.0f}"
             f"{r['ratio_vs_min_ceiling']:>10.2f}{r['ratio_vs_sequential_bound']:>6.2f}"
             f"{r['codec_us_per_window']:>10.0f}{r['worker_peak_rss_mb']:>8.0f}  {lat}"
+        )
+    for name, r in results["shapes"].items():
+        print(
+            f"{name}: CPU ms per window: relay+broker {r['io_cpu_ms_per_window']:.3f}, "
+            f"score+correct {r['compute_cpu_ms_per_window']:.3f}, codec "
+            f"{r['codec_us_per_window'] / 1000:.3f}; best possible worker / min(ceilings) "
+            f"on {os.cpu_count()} cores: {r['cpu_bound_vs_min_ceiling']:.2f}"
         )
     for name, r in results["shapes"].items():
         if "cores_used" in r:

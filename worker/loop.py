@@ -8,12 +8,13 @@ Checkpoint (at-least-once, the contract's delivery promise), once per micro-batc
 A crash anywhere before 3 means the batch is consumed again: duplicates are possible,
 losses are not, and a redelivered window yields the same `event_id`.
 
-Pipelining, three stages deep, in order: while batch N is scored on a scoring thread
-(torch releases the GIL, so the network runs beside the Python work), batch N+1 is
-collected and batch N-1's outputs are acknowledged and committed. Batches are sent and
-checkpointed strictly in consumption order. Backpressure: at most three micro-batches
-(3 x MAX_BATCH records) are in memory; when scoring is slower than input, the loop waits
-for the scorer, polls less often, and the consumer's bounded fetch buffers stop growing.
+Pipelining, three batches deep, in order: the network (Detector.score/correct) runs on a
+scoring thread and releases the GIL; beside it the main thread polls and decodes the next
+batch, encodes the previous batch's outputs, sends them and checkpoints the one before.
+Batches are sent and checkpointed strictly in consumption order. Backpressure: at most
+three micro-batches (3 x MAX_BATCH records) are in memory; when scoring is slower than
+input, the loop waits for the scorer, polls less often, and the consumer's bounded fetch
+buffers stop growing.
 Rebalances: records of partitions revoked during a poll are dropped before processing;
 every batch not yet checkpointed leaves those partitions out of its commit, and the
 partition's new owner reads them from the last committed offset.
@@ -33,7 +34,15 @@ import structlog
 from vaecore import Detector
 from vaewatch.errors import BrokerError
 from worker.observability import Health, Metrics
-from worker.pipeline import BatchOutput, Topics, process_batch
+from worker.pipeline import (
+    BatchOutput,
+    ScoredBatch,
+    Topics,
+    decode_batch,
+    encode_batch,
+    process_batch,
+    score_batch,
+)
 from worker.records import (
     CommitError,
     DeliveryError,
@@ -55,6 +64,17 @@ class _InFlight:
     out: BatchOutput
     started: float
     revoked: set[TopicPartition] = field(default_factory=set)  # seen since it was collected
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """A decoded batch on the scoring thread."""
+
+    batch: list[InRecord]
+    detector: Detector
+    revoked: set[TopicPartition]
+    started: float
+    future: Future[ScoredBatch]
 
 
 class WorkerLoop:
@@ -139,9 +159,17 @@ class WorkerLoop:
         out = process_batch(batch, detector, self.topics, self.max_message_bytes)
         return _InFlight(batch, out, started, revoked)
 
-    def _submit(self, batch: list[InRecord], detector: Detector) -> Future[_InFlight]:
-        """Score `batch` on the scoring thread; the caller collects the next one meanwhile."""
-        return self._scorer.submit(self._score, batch, detector, self._opened())
+    def _submit(self, batch: list[InRecord], detector: Detector) -> _Scoring:
+        """Decode here, score on the scoring thread; the caller goes on with other batches."""
+        started = time.perf_counter()
+        decoded = decode_batch(batch, detector, self.topics, self.max_message_bytes)
+        future = self._scorer.submit(score_batch, decoded, detector)
+        return _Scoring(batch, detector, self._opened(), started, future)
+
+    def _finish(self, scoring: _Scoring) -> _InFlight:
+        """Wait for the network, then encode the outputs here (overlapping the next batch)."""
+        out = encode_batch(scoring.future.result(), scoring.detector, self.topics)
+        return _InFlight(scoring.batch, out, scoring.started, scoring.revoked)
 
     def _send(self, flight: _InFlight) -> None:
         """Checkpoint step 1: every output of the batch is handed to the producer."""
@@ -223,13 +251,15 @@ class WorkerLoop:
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set; every batch consumed is finished, flushed and committed.
 
-        One iteration: collect batch N+1 while N is scored on the scoring thread; take N;
-        start scoring N+1; checkpoint N-1 (flush, then commit); send N.
+        One iteration, with batch N on the scoring thread's network meanwhile: collect and
+        decode batch N+1; take N's scores; start N+1 on the network; encode N; checkpoint
+        N-1 (flush, then commit); send N. The Python stages (poll, decode, encode, send)
+        run beside the network, which releases the GIL.
         """
         log.info("loop_started", max_batch=self.max_batch, max_batch_wait_ms=self.max_batch_wait_ms)
         backoff = 0.5
         flight: _InFlight | None = None  # sent, awaiting acks and commit
-        scoring: Future[_InFlight] | None = None  # on the scoring thread
+        scoring: _Scoring | None = None  # on the scoring thread
         try:
             while not stop.is_set():
                 detector = self._serving_model()
@@ -241,13 +271,14 @@ class WorkerLoop:
                 try:
                     busy = flight is not None or scoring is not None
                     batch = self.collect(stop, idle_ms=20 if busy else 200)
-                    scored = scoring.result() if scoring is not None else None
-                    scoring = None
-                    if batch:
-                        # Swapped only here, between batches, and after the wait for records:
-                        # a version promoted while collect() waited scores what it collected.
-                        scoring = self._submit(batch, self._serving_model() or detector)
-                    if scored is not None:
+                    # Swapped only here, between batches, and after the wait for records:
+                    # a version promoted while collect() waited scores what it collected.
+                    detector = self._serving_model() or detector
+                    done_scoring, scoring = scoring, None
+                    if batch:  # decoded now, beside N's network; queued behind N (one scorer)
+                        scoring = self._submit(batch, detector)
+                    if done_scoring is not None:
+                        scored = self._finish(done_scoring)
                         if flight is not None:
                             done, flight = self._checkpoint(flight, stop), None
                             if not done:
@@ -272,13 +303,13 @@ class WorkerLoop:
         log.info("loop_stopped")
 
     def _drain(
-        self, flight: _InFlight | None, scoring: Future[_InFlight] | None, stop: threading.Event
+        self, flight: _InFlight | None, scoring: _Scoring | None, stop: threading.Event
     ) -> None:
         """On stop: the batches in hand are finished, in order, unless the broker is away."""
         if flight is not None and not self._checkpoint(flight, stop):
             return
         if scoring is not None:
-            scored = scoring.result()
+            scored = self._finish(scoring)
             self._send(scored)
             self._checkpoint(scored, stop)
 

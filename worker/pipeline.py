@@ -79,43 +79,76 @@ def _event_points(v: _Valid, s: WindowScores, channels: tuple[str, ...]) -> list
     ]
 
 
-def process_batch(
-    records: list[InRecord],
-    detector: Detector,
-    topics: Topics,
-    max_bytes: int,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    clock: Callable[[], float] | None = None,
-) -> BatchOutput:
-    out = BatchOutput()
+@dataclass
+class DecodedBatch:
+    """Stage 1 (Python: JSON + validation): every record as a dead letter or a valid window."""
+
+    slots: list[OutRecord | _Valid]
+    dead_letters: dict[str, int]
+
+
+@dataclass
+class ScoredBatch:
+    """Stage 2 (the network): scores and corrections of the valid windows, by slot id."""
+
+    decoded: DecodedBatch
+    scored: dict[int, tuple[WindowScores, np.ndarray, np.ndarray]]
+    score_seconds: float
+
+
+def decode_batch(
+    records: list[InRecord], detector: Detector, topics: Topics, max_bytes: int
+) -> DecodedBatch:
     slots: list[OutRecord | _Valid] = []
+    dead: dict[str, int] = {}
     for record in records:
         try:
             window = decode_window(record.value, max_bytes)
             values = align_to_model(window, detector.channels, detector.window)
         except InvalidMessage as exc:
             slots.append(_dead_letter(record, exc, topics))
-            out.dead_letters[exc.error_class] = out.dead_letters.get(exc.error_class, 0) + 1
+            dead[exc.error_class] = dead.get(exc.error_class, 0) + 1
             continue
         slots.append(_Valid(record, window, values))
-    valid = [s for s in slots if isinstance(s, _Valid)]
+    return DecodedBatch(slots, dead)
+
+
+def score_batch(
+    decoded: DecodedBatch, detector: Detector, clock: Callable[[], float] | None = None
+) -> ScoredBatch:
+    """All valid windows in one `Detector.score` and one `Detector.correct` call."""
+    valid = [s for s in decoded.slots if isinstance(s, _Valid)]
     scored: dict[int, tuple[WindowScores, np.ndarray, np.ndarray]] = {}
+    seconds = 0.0
     if valid:
         tick = clock or time.perf_counter
         started = tick()
         scores = detector.score([v.values for v in valid])
         corrections = detector.correct([v.values for v in valid], scores)
-        out.score_seconds = tick() - started
-        for v, s, c in zip(valid, scores, corrections, strict=True):
-            scored[id(v)] = (s, c.values, c.replaced)
+        seconds = tick() - started
+        for v, sc, c in zip(valid, scores, corrections, strict=True):
+            scored[id(v)] = (sc, c.values, c.replaced)
+    return ScoredBatch(decoded, scored, seconds)
+
+
+def encode_batch(
+    batch: ScoredBatch,
+    detector: Detector,
+    topics: Topics,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> BatchOutput:
+    """Stage 3 (Python: JSON): output records in input order (events before corrected)."""
+    out = BatchOutput(
+        dead_letters=dict(batch.decoded.dead_letters), score_seconds=batch.score_seconds
+    )
     model = ModelRef(name=detector.name, version=detector.version)
     th = detector.active_thresholds
     detected_at = now()
-    for slot in slots:
+    for slot in batch.decoded.slots:
         if isinstance(slot, OutRecord):
             out.records.append(slot)
             continue
-        s, corrected_values, replaced = scored[id(slot)]
+        s, corrected_values, replaced = batch.scored[id(slot)]
         source = SourceRef(
             topic=slot.record.topic, partition=slot.record.partition, offset=slot.record.offset
         )
@@ -150,3 +183,16 @@ def process_batch(
         out.valid += 1
         out.window_ends.append(slot.window.end)
     return out
+
+
+def process_batch(
+    records: list[InRecord],
+    detector: Detector,
+    topics: Topics,
+    max_bytes: int,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], float] | None = None,
+) -> BatchOutput:
+    """The three stages in one call (the worker loop runs them on two threads)."""
+    decoded = decode_batch(records, detector, topics, max_bytes)
+    return encode_batch(score_batch(decoded, detector, clock), detector, topics, now)

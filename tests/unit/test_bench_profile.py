@@ -12,11 +12,13 @@ RUN = "main (vaewatch/__main__.py:5);WorkerLoop.run (worker/loop.py:210)"
 SCORER = "Thread.run (threading.py:1);_worker (concurrent/futures/thread.py:1)"
 RAW = "\n".join(
     [
-        f"{SCORER};WorkerLoop._score (worker/loop.py:120);process_batch (worker/pipeline.py:95);"
-        "decode_window (schemas/messages.py:380) 30",
-        f"{SCORER};WorkerLoop._score (worker/loop.py:120);process_batch (worker/pipeline.py:1);"
+        f"{SCORER};score_batch (worker/pipeline.py:120);Detector.correct (vaecore/detector.py:1);"
+        "Detector._per_point (vaecore/detector.py:1) 30",
+        f"{SCORER};score_batch (worker/pipeline.py:120);"
         "Detector.score (vaecore/detector.py:200);Detector._forward (vaecore/detector.py:130) 70",
-        f"{RUN};WorkerLoop.collect (worker/loop.py:94);KafkaConsumer.poll (kafka/consumer.py:1) 20",
+        f"{RUN};WorkerLoop.collect (worker/loop.py:94);KafkaConsumer.poll (kafka/consumer.py:1) 10",
+        f"{RUN};WorkerLoop._submit (worker/loop.py:1);decode_batch (worker/pipeline.py:1);"
+        "decode_window (schemas/messages.py:380) 10",
         f"{RUN};Future.result (concurrent/futures/_base.py:1);wait (threading.py:1) 60",
         "Thread.run (threading.py:1);Sender.run (kafka/producer/sender.py:1) 40",
         "garbage line without a count",
@@ -26,9 +28,15 @@ RAW = "\n".join(
 
 def test_samples_are_charged_per_thread_to_the_innermost_stage() -> None:
     shares = breakdown(RAW)
-    assert shares["scoring"] == pytest.approx({"decode + validate": 0.3, "score (network)": 0.7})
+    assert shares["scoring"] == pytest.approx(
+        {"correct (network + merge)": 0.3, "score (network)": 0.7}
+    )
     assert shares["main"] == pytest.approx(
-        {"poll + fetch parsing": 0.25, "wait for the scoring thread": 0.75}
+        {
+            "poll + fetch parsing": 0.125,
+            "decode + validate": 0.125,
+            "wait for the scoring thread": 0.75,
+        }
     )
     assert set(shares) == {"main", "scoring"}, "the producer's sender thread is neither"
 
