@@ -118,13 +118,19 @@ class WorkerLoop:
                 timeout_ms = idle_ms  # idle: wake regularly for heartbeats, health, stop, acks
             else:
                 timeout_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
-            batch.extend(self.source.poll(timeout_ms, self.max_batch - len(batch)))
+            polled = self.source.poll(timeout_ms, self.max_batch - len(batch))
             self.health.beat()
             self.health.assigned = bool(self.source.assignment())
             revoked = self.source.take_revoked()
             if revoked:
+                # A rebalance ran inside this poll. What it returned was fetched under the new
+                # assignment (the consumer drops the rest), so it is kept: dropping it would
+                # let a later commit skip it. Records from earlier polls of a revoked
+                # partition are dropped: its owner (maybe us again) re-reads them from the
+                # last commit, and no batch not yet committed may commit it.
                 self._note_revoked(revoked)
                 batch = [r for r in batch if (r.topic, r.partition) not in revoked]
+            batch.extend(polled)
             if batch and deadline is None:
                 deadline = time.monotonic() + self.max_batch_wait_ms / 1000
             if deadline is not None and time.monotonic() >= deadline:

@@ -177,14 +177,44 @@ def test_bad_messages_go_to_the_dlq_with_reasons_and_the_rest_is_processed(
     assert out.valid == 2
 
 
-def test_records_of_revoked_partitions_are_dropped_not_committed(tiny_detector: Detector) -> None:
-    source = FakeSource(records(tiny_detector, 6), revoke_after_poll={("in", 1)})
+@dataclass
+class RebalancingSource(FakeSource):
+    """Like kafka-python: a rebalance runs inside a poll, whose records are all fetched under
+    the new assignment; a partition assigned again restarts from its committed offset."""
+
+    polls: list[tuple[set[TopicPartition], list[InRecord]]] = field(default_factory=list)
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[InRecord]:
+        if not self.polls:
+            return []
+        revoked, out = self.polls.pop(0)
+        self._revoked |= revoked
+        return out
+
+
+def test_a_rebalance_drops_earlier_records_of_revoked_partitions_and_keeps_what_it_fetched(
+    tiny_detector: Detector,
+) -> None:
+    r = records(tiny_detector, 6)  # partitions alternate 0, 1; offsets 0, 0, 1, 1, 2, 2
+    source = RebalancingSource([])
+    # poll 1: p0@0, p1@0. poll 2: p1 revoked and assigned again -> re-fetched from its
+    # committed offset (none yet: 0) together with p0@1 and p1@1.
+    source.polls = [(set(), [r[0], r[1]]), ({("in", 1)}, [r[2], r[1], r[3]])]
     sink = FakeSink(source.log)
-    loop = make_loop(source, sink, tiny_detector, max_batch=6)
+    loop = WorkerLoop(
+        source,
+        sink,
+        lambda: tiny_detector,
+        TOPICS,
+        max_batch=5,
+        max_batch_wait_ms=200,
+        max_message_bytes=1 << 22,
+        flush_timeout_s=1.0,
+    )
     batch = loop.collect(threading.Event())
-    assert {r.partition for r in batch} == {0}
+    assert [(x.partition, x.offset) for x in batch] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     loop.process(batch, tiny_detector)
-    assert ("in", 1) not in source.committed
+    assert source.committed == {("in", 0): 2, ("in", 1): 2}, "nothing skipped on either partition"
 
 
 def test_model_is_swapped_only_between_batches_and_outputs_name_it(tiny_detector: Detector) -> None:
@@ -256,7 +286,8 @@ def test_a_version_promoted_while_the_loop_waits_for_records_scores_them(
 
 @dataclass
 class ScriptedSource(FakeSource):
-    """Stops the loop when drained; revokes `revoke` on poll number `revoke_on_poll`."""
+    """Stops the loop when drained; on poll number `revoke_on_poll`, `revoke` moves to another
+    member: revoked, and from then on its records are not returned (as the consumer does)."""
 
     stop: threading.Event = field(default_factory=threading.Event)
     revoke: set[TopicPartition] = field(default_factory=set)
@@ -271,7 +302,10 @@ class ScriptedSource(FakeSource):
         self.polls += 1
         if self.polls == self.revoke_on_poll:
             self._revoked |= self.revoke
-        return super().poll(timeout_ms, max_records)
+        out = super().poll(timeout_ms, max_records)
+        if self.polls >= self.revoke_on_poll > 0:
+            out = [r for r in out if (r.topic, r.partition) not in self.revoke]
+        return out
 
     def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self.commits.append(dict(offsets))
