@@ -185,19 +185,17 @@ class Detector:
             plan.append((length, index, starts))
         nll, mean, logvar = self._forward(np.concatenate(subs))
         outputs = np.stack([nll, mean, logvar])  # (3, N_sub, W, C)
-        results: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        order: list[int] = []
+        results: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [()] * len(windows)  # type: ignore[list-item]
         k = 0
         for length, index, starts in plan:
             for lo in range(0, len(index), AGGREGATE_CHUNK):  # chunks stay in cache
                 chunk = index[lo : lo + AGGREGATE_CHUNK]
                 n = len(chunk) * len(starts)
                 parts = outputs[:, k : k + n].reshape(3, len(chunk), len(starts), self.window, -1)
-                results.extend(self._overlap_add(parts, starts, length))
-                order.extend(chunk)
+                for i, result in zip(chunk, self._overlap_add(parts, starts, length), strict=True):
+                    results[i] = result
                 k += n
-        by_window = dict(zip(order, results, strict=True))
-        return [by_window[i] for i in range(len(windows))]
+        return results
 
     def _overlap_add(
         self, parts: np.ndarray, starts: np.ndarray, length: int

@@ -283,18 +283,15 @@ class WorkerLoop:
                     done_scoring, scoring = scoring, None
                     if batch:  # decoded now, beside N's network; queued behind N (one scorer)
                         scoring = self._submit(batch, detector)
-                    if done_scoring is not None:
-                        scored = self._finish(done_scoring)
-                        if flight is not None:
-                            done, flight = self._checkpoint(flight, stop), None
-                            if not done:
-                                break  # stopped during an outage: nothing more is committed
-                        self._send(scored)
-                        flight = scored
-                    elif scoring is None and flight is not None:  # idle: settle the last one
+                    scored = self._finish(done_scoring) if done_scoring is not None else None
+                    # N-1 is settled before N is sent, or when nothing follows it (idle)
+                    if flight is not None and (scored is not None or scoring is None):
                         done, flight = self._checkpoint(flight, stop), None
                         if not done:
-                            break
+                            break  # stopped during an outage: nothing more is committed
+                    if scored is not None:
+                        self._send(scored)
+                        flight = scored
                     self._update_lag()
                     backoff = 0.5
                 except BrokerError as exc:  # broker away: nothing was committed, retry
