@@ -28,19 +28,19 @@ def cpu_seconds(pid: int) -> float:
 
 
 class CpuMeter:
-    """Cores used by some processes between start() and stop(): CPU seconds / wall seconds."""
+    """CPU seconds some processes use between start() and stop(), and the wall time between."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self._start: dict[str, float] = {}
         self._t0 = 0.0
+        self.wall_s = 0.0
 
     def start(self) -> None:
         self._t0 = time.monotonic()
         self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
 
     def stop(self) -> dict[str, float]:
-        wall = max(time.monotonic() - self._t0, 1e-9)
-        return {
-            name: (cpu_seconds(pid) - self._start[name]) / wall for name, pid in self.pids.items()
-        }
+        """CPU seconds per process since start(); `wall_s` holds the wall seconds."""
+        self.wall_s = max(time.monotonic() - self._t0, 1e-9)
+        return {name: cpu_seconds(pid) - self._start[name] for name, pid in self.pids.items()}

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from benchmarks import profile
-from benchmarks.procstat import CpuMeter, cpu_seconds, memory_mb
+from benchmarks.procstat import CpuMeter, memory_mb
 from schemas.messages import (
     ModelRef,
     SourceRef,
@@ -166,13 +166,14 @@ def io_ceiling(bootstrap: str, topic: str, n: int, broker_pid: int) -> tuple[flo
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=5, batch_size=262144, acks="all"
     )
-    pids = (os.getpid(), broker_pid)
-    done, started, cpu_at_start = 0, None, 0.0
+    meter = CpuMeter({"relay": os.getpid(), "broker": broker_pid})
+    done, started = 0, None
     deadline = time.monotonic() + 120
     while done < n and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=500, max_records=256).values():
             if started is None:
-                started, cpu_at_start = time.perf_counter(), sum(map(cpu_seconds, pids))
+                started = time.perf_counter()
+                meter.start()
             for r in records:
                 producer.send(f"{topic}-relay-a", key=r.key, value=r.value)
                 producer.send(f"{topic}-relay-b", key=r.key, value=r.value)
@@ -180,7 +181,7 @@ def io_ceiling(bootstrap: str, topic: str, n: int, broker_pid: int) -> tuple[flo
         producer.flush()
         consumer.commit()
     seconds = time.perf_counter() - (started or time.perf_counter())
-    cpu = sum(map(cpu_seconds, pids)) - cpu_at_start
+    cpu = sum(meter.stop().values()) if started is not None else float("nan")
     consumer.close()
     producer.close()
     return done / max(seconds, 1e-9), cpu / max(done, 1)
@@ -260,7 +261,7 @@ def worker_rate(
         read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)  # joined, model warm
         meter.start()
         done = read_timestamps(bootstrap, f"co-{tag}", len(raw), timeout_s=600)
-        cores = meter.stop()
+        cores = {name: cpu / meter.wall_s for name, cpu in meter.stop().items()}
         rss = memory_mb(proc.pid, "VmHWM")
     finally:
         proc.send_signal(signal.SIGTERM)
