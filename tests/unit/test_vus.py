@@ -12,6 +12,9 @@ import pytest
 from training.vus import peers_python, vus_pr_many
 
 pytestmark = pytest.mark.unit
+needs_tsb_ad = pytest.mark.skipif(
+    peers_python() is None, reason="tsb-ad environment not built (make bench-quality)"
+)
 
 
 def test_without_the_peers_environment_vus_is_none_not_made_up(
@@ -23,9 +26,7 @@ def test_without_the_peers_environment_vus_is_none_not_made_up(
     assert vus_pr_many([(labels.astype(float), labels)]) == [None]
 
 
-@pytest.mark.skipif(
-    peers_python() is None, reason="tsb-ad environment not built (make bench-quality)"
-)
+@needs_tsb_ad
 def test_tsb_ad_vus_pr_ranks_a_perfect_score_far_above_noise() -> None:
     rng = np.random.default_rng(0)
     labels = np.zeros(2000, dtype=int)
@@ -40,9 +41,7 @@ def test_tsb_ad_vus_pr_ranks_a_perfect_score_far_above_noise() -> None:
     assert noise < 0.2
 
 
-@pytest.mark.skipif(
-    peers_python() is None, reason="tsb-ad environment not built (make bench-quality)"
-)
+@needs_tsb_ad
 def test_our_vus_pr_is_the_one_tsb_ads_get_metrics_reports() -> None:
     rng = np.random.default_rng(1)
     labels = np.zeros(1500, dtype=int)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -101,14 +101,21 @@ def records(detector: Detector, n: int, partitions: int = 2) -> list[InRecord]:
     return out
 
 
-def make_loop(source: FakeSource, sink: FakeSink, detector: Detector, **kw: int) -> WorkerLoop:
+def make_loop(
+    source: FakeSource,
+    sink: FakeSink,
+    detector: Detector | Callable[[], Detector],
+    max_batch: int = 16,
+    max_batch_wait_ms: int = 0,
+) -> WorkerLoop:
+    """A loop on the fakes; `detector` may be a callable returning the current version."""
     return WorkerLoop(
         source,
         sink,
-        lambda: detector,
+        detector if callable(detector) else (lambda: detector),
         TOPICS,
-        max_batch=kw.get("max_batch", 16),
-        max_batch_wait_ms=0,
+        max_batch=max_batch,
+        max_batch_wait_ms=max_batch_wait_ms,
         max_message_bytes=1 << 22,
         flush_timeout_s=1.0,
     )
@@ -201,16 +208,7 @@ def test_a_rebalance_drops_earlier_records_of_revoked_partitions_and_keeps_what_
     # committed offset (none yet: 0) together with p0@1 and p1@1.
     source.polls = [(set(), [r[0], r[1]]), ({("in", 1)}, [r[2], r[1], r[3]])]
     sink = FakeSink(source.log)
-    loop = WorkerLoop(
-        source,
-        sink,
-        lambda: tiny_detector,
-        TOPICS,
-        max_batch=5,
-        max_batch_wait_ms=200,
-        max_message_bytes=1 << 22,
-        flush_timeout_s=1.0,
-    )
+    loop = make_loop(source, sink, tiny_detector, max_batch=5, max_batch_wait_ms=200)
     batch = loop.collect(threading.Event())
     assert [(x.partition, x.offset) for x in batch] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     loop.process(batch, tiny_detector)
@@ -224,16 +222,7 @@ def test_model_is_swapped_only_between_batches_and_outputs_name_it(tiny_detector
     current = {"d": replace(tiny_detector, version="1", name="m")}
     source = FakeSource(records(tiny_detector, 4))
     sink = FakeSink(source.log)
-    loop = WorkerLoop(
-        source,
-        sink,
-        lambda: current["d"],
-        TOPICS,
-        max_batch=2,
-        max_batch_wait_ms=0,
-        max_message_bytes=1 << 22,
-        flush_timeout_s=1.0,
-    )
+    loop = make_loop(source, sink, lambda: current["d"], max_batch=2)
     stop = threading.Event()
     first = loop._serving_model()
     assert first is not None
@@ -267,16 +256,7 @@ def test_a_version_promoted_while_the_loop_waits_for_records_scores_them(
 
     source = SwapDuringPoll(records(tiny_detector, 3))
     sink = FakeSink(source.log)
-    loop = WorkerLoop(
-        source,
-        sink,
-        lambda: current["d"],
-        TOPICS,
-        max_batch=8,
-        max_batch_wait_ms=0,
-        max_message_bytes=1 << 22,
-        flush_timeout_s=1.0,
-    )
+    loop = make_loop(source, sink, lambda: current["d"], max_batch=8)
     loop.run(stop)
     versions = [
         orjson.loads(r.value)["model"]["version"] for r in sink.acked if r.topic == "corrected"
