@@ -201,8 +201,11 @@ def evaluate_detector(
     if with_vus:
         from training.vus import vus_pr_many
 
-        pairs = [(r.step, r.table.labels) for r in results if r.table.labels is not None]
-        vus = vus_pr_many([(np.nan_to_num(s, nan=0.0), lab) for s, lab in pairs])  # type: ignore[misc]
+        labelled = [r for r in results if r.table.labels is not None]
+        vus = vus_pr_many(
+            [(np.nan_to_num(r.step, nan=0.0), r.table.labels) for r in labelled],  # type: ignore[misc]
+            data=[r.table.values[:, 0] for r in labelled],
+        )
     rows = []
     for r, v in zip(results, vus, strict=True):
         row = {"dataset": r.table.dataset, "series": r.table.series, **series_metrics(r, v)}
