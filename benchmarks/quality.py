@@ -223,8 +223,8 @@ def run_vaewatch(folder: Path, overrides: dict[str, Any]) -> tuple[np.ndarray, n
     test = read_series_csv(folder / "test.csv")
     opts = TrainOptions(progress=False, **overrides)
     started = time.perf_counter()
-    detector, _, val, _ = train_detector([train], opts)
-    detector = calibrate(detector, val, opts)
+    trained = train_detector([train], opts)
+    detector = calibrate(trained.detector, trained.train_parts, trained.val_parts, opts)
     result = score_table(detector, test, correct=False)
     return result.step, result.is_anomaly, time.perf_counter() - started
 

@@ -28,6 +28,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
 def parse_duration(text: str) -> float:
     match = DURATION.match(text.strip())
     if not match:
@@ -54,6 +64,8 @@ def _train(args: argparse.Namespace) -> int:
         risk=args.false_alarm_rate,
         tolerance=args.tolerance,
         max_steps=args.max_steps,
+        score_kind=args.score_kind,
+        smoothing=args.smoothing,
         progress=(not args.no_progress and sys.stderr.isatty()) or args.progress,
     )
     paths = [Path(p) for p in args.data or []]
@@ -125,6 +137,20 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--bootstrap-servers", default=None, help="with --from-topic (else env)")
     p.add_argument("--progress", action="store_true", help="force the progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--score-kind",
+        choices=["nll", "error"],
+        default=TrainOptions.score_kind,
+        help="point score: Gaussian negative log-likelihood, or squared reconstruction error "
+        f"in normalised units (default {TrainOptions.score_kind})",
+    )
+    p.add_argument(
+        "--smoothing",
+        type=_non_negative_int,
+        default=TrainOptions.smoothing,
+        help="steps of the rolling mean the thresholds apply to; 0 = the dominant period of "
+        "the training data (default), 1 = no smoothing",
+    )
     p.set_defaults(func=_train)
 
 
