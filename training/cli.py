@@ -13,6 +13,7 @@ from typing import Any
 from training.job import EXIT_KEPT_OLD, TrainOptions, run_training_job
 from training.registry import Registry
 from vaewatch.errors import UserInputError
+from vaewatch.threads import apply_torch_threads
 
 DURATION = re.compile(r"^(\d+)([smhdw])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -41,6 +42,7 @@ def _print_json(doc: Any) -> None:
 
 # --- train -------------------------------------------------------------------------------
 def _train(args: argparse.Namespace) -> int:
+    apply_torch_threads()
     opts = TrainOptions(
         window=args.window,
         epochs=args.epochs,
@@ -130,7 +132,10 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
 
 # --- score / evaluate ----------------------------------------------------------------------
 def _load_detector(args: argparse.Namespace) -> Any:
+    """The model for `score` / `evaluate`, after setting torch's threads (both start here)."""
     from vaecore import Detector
+
+    apply_torch_threads()
 
     resolved = Registry(Path(args.registry)).resolve(args.model)
     return Detector.from_artifact(resolved.path, args.device)
