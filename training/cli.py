@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -59,6 +60,7 @@ def _train(args: argparse.Namespace) -> int:
         progress=(not args.no_progress and sys.stderr.isatty()) or args.progress,
     )
     paths = [Path(p) for p in args.data or []]
+    tmp_dir: Path | None = None
     if args.from_topic:
         from training.topic_source import dump_topic_to_csv
 
@@ -68,7 +70,11 @@ def _train(args: argparse.Namespace) -> int:
         paths = [tmp_dir]
     if not paths:
         raise UserInputError("give --data PATH... or --from-topic TOPIC --since DURATION")
-    result = run_training_job(paths, Path(args.registry), args.model, opts, args.promote)
+    try:
+        result = run_training_job(paths, Path(args.registry), args.model, opts, args.promote)
+    finally:  # the topic's CSV copy (vaewatch-topic-*) is scratch: gone however training ends
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
     _print_json(result.summary)
     if result.exit_code == EXIT_KEPT_OLD:
         print(
