@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?= --profile
 
-.PHONY: run test lint typecheck pytest install bench bench-quality soak audit schemas clean help
+.PHONY: run test lint typecheck pytest install bench bench-threads bench-quality soak audit schemas clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,8 +43,11 @@ pytest: $(STAMP)
 schemas: $(STAMP)  ## re-export the JSON Schemas of the wire formats into schemas/json/
 	$(BIN)/vaewatch schemas export --out schemas/json
 
-bench: $(STAMP)  ## speed: I/O and compute ceilings, worker windows/s + latency, py-spy stage shares
+bench: $(STAMP)  ## speed: ceilings, worker windows/s + latency, py-spy stage shares, torch threads 1/2/auto
 	$(BIN)/python -m benchmarks.speed $(BENCH_ARGS)
+
+bench-threads: $(STAMP)  ## only the torch-threads comparison of `make bench` (1 vs 2 vs auto, quiet and busy; ~4 min)
+	$(BIN)/python -m benchmarks.speed --threads-only
 
 bench-quality: $(STAMP)  ## detection quality on ../shared/data against baselines
 	$(BIN)/python -m benchmarks.quality

@@ -12,9 +12,15 @@ with the quota read from cgroup v2 `cpu.max` or v1 `cpu.cfs_quota_us / cpu.cfs_p
 along the process's own cgroup path up to the mount root (a parent's limit applies too).
 Fractional quotas round up, as Java's `availableProcessors()` and Go's GOMAXPROCS do.
 
-Precedence: `VAEWATCH_TORCH_THREADS` (> 0) > `OMP_NUM_THREADS` > auto. Auto is the usable
-CPU count, the best of 1, 2 and auto measured by `make bench --threads-only` on a quiet and
-on a busy machine (README, "Torch threads").
+Precedence: `VAEWATCH_TORCH_THREADS` (> 0) > `OMP_NUM_THREADS` > auto, where
+
+    auto = max(1, usable CPUs - 1)
+
+One CPU is left to the process's other busy thread (the worker's poll/decode/encode/send
+thread; CSV parsing and report drawing in `train`) and to whatever else runs on the host:
+torch's pool stalls whenever one of its threads is descheduled. On 2 CPUs that is one
+thread, the best of 1, 2 and all-usable measured by `make bench` (`--threads-only`) on a
+shared machine and with a CPU hog beside it (README, "Torch threads"); training agreed.
 """
 
 from __future__ import annotations
@@ -161,10 +167,15 @@ def requested_threads(env: Mapping[str, str]) -> int:
     return value
 
 
+def auto_threads(cpus: int) -> int:
+    """All usable CPUs but one (for the process's other busy thread), at least 1."""
+    return max(1, cpus - 1)
+
+
 def choose_threads(
     requested: int, env: Mapping[str, str], affinity: int, quota: float | None
 ) -> ThreadChoice:
-    """Precedence: `requested` (VAEWATCH_TORCH_THREADS) > OMP_NUM_THREADS > usable CPUs."""
+    """Precedence: `requested` (VAEWATCH_TORCH_THREADS) > OMP_NUM_THREADS > auto."""
     cpus = usable_cpus(affinity, quota)
     omp = _positive_int(env.get("OMP_NUM_THREADS"))
     if requested > 0:
@@ -172,7 +183,7 @@ def choose_threads(
     elif omp is not None:
         threads, source = omp, "OMP_NUM_THREADS"
     else:
-        threads, source = cpus, "auto"
+        threads, source = auto_threads(cpus), "auto"
     return ThreadChoice(threads, source, cpus, affinity, quota)
 
 

@@ -98,8 +98,13 @@ def test_precedence_setting_then_omp_then_auto() -> None:
     assert choose_threads(5, omp, 16, 2.0).source == ENV_VAR
     assert choose_threads(0, omp, 16, 2.0).threads == 3
     assert choose_threads(0, omp, 16, 2.0).source == "OMP_NUM_THREADS"
-    auto = choose_threads(0, {}, 16, 2.0)
-    assert (auto.threads, auto.source, auto.usable_cpus) == (2, "auto", 2)
+    auto = choose_threads(0, {}, 16, 3.0)
+    assert (auto.threads, auto.source, auto.usable_cpus) == (2, "auto", 3)
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [(1, 1), (2, 1), (4, 3), (16, 15)])
+def test_auto_leaves_one_cpu_to_the_other_busy_thread(cpus: int, threads: int) -> None:
+    assert choose_threads(0, {}, cpus, None).threads == threads
 
 
 @pytest.mark.parametrize("omp", ["", "0", "-2", "many", " "])
