@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?= --profile
 
-.PHONY: run test lint typecheck pytest install bench bench-threads bench-quality soak audit schemas clean help
+.PHONY: run test lint typecheck pytest install bench bench-threads bench-quality soak audit lock schemas clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -58,6 +58,13 @@ soak: $(STAMP)  ## hour at 50% of max rate, kills + promotions (not in CI; needs
 audit: $(STAMP)  ## known vulnerabilities in the installed dependencies (needs the PyPI JSON API or OSV)
 	$(BIN)/python -m pip install --quiet pip-audit
 	$(BIN)/pip-audit --strict --progress-spinner off
+
+# where the CPU torch wheel is listed for `make lock` (a local wheel folder works too)
+TORCH_CPU_WHEELS ?= https://download.pytorch.org/whl/cpu/torch/
+
+lock: $(STAMP)  ## requirements.lock + requirements-cuda.lock for the image: the tested versions, sha256-pinned
+	$(BIN)/python -m pip install --quiet uv
+	TORCH_VERSION=$(subst torch==,,$(TORCH)) TORCH_CPU_WHEELS=$(TORCH_CPU_WHEELS) bash deploy/lock.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

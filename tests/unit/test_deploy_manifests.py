@@ -96,9 +96,52 @@ def test_dockerfile_is_non_root_with_entrypoint_healthcheck_and_real_paths() -> 
     assert 'ENTRYPOINT ["vaewatch"]' in text
     assert "HEALTHCHECK" in text
     assert "/healthz" in text
-    for src in re.findall(r"^COPY (?!--)(\S+)", text, re.M):
-        assert (REPO / src).exists(), f"Dockerfile copies a missing path: {src}"
-    assert "torch==${TORCH_VERSION}" in text
+    for line in re.findall(r"^COPY (?!--)(.+)$", text, re.M):
+        for src in line.split()[:-1]:
+            assert (REPO / src).exists(), f"Dockerfile copies a missing path: {src}"
+
+
+def test_dockerfile_installs_only_from_a_lock_with_hashes_on_one_base() -> None:
+    """The venv is built and run on the same base (the CUDA variant once copied a venv from
+    python:3.11-slim into an image without /usr/local/bin/python3.11)."""
+    text = (REPO / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+) AS (\w+)", text, re.M)
+    assert [name for _, name in stages] == ["builder", "runtime"]
+    assert len({base for base, _ in stages}) == 1, stages
+    installs = re.findall(r"pip install[^\n]*", text)
+    assert installs, "no pip install in the Dockerfile"
+    for line in installs:
+        assert "--require-hashes" in line or "--no-index" in line, line
+    assert re.search(r"^ARG LOCK=requirements\.lock$", text, re.M)
+
+
+@pytest.mark.parametrize(
+    ("lock", "torch"), [("requirements.lock", "+cpu"), ("requirements-cuda.lock", "")]
+)
+def test_lock_files_pin_every_package_with_hashes_and_the_makefiles_torch(
+    lock: str, torch: str
+) -> None:
+    text = (REPO / lock).read_text()
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 1)[1].strip())
+    pins = {}
+    for entry in entries:
+        if entry.startswith("#"):
+            continue
+        requirement = entry.split()[0]
+        assert "==" in requirement, f"{lock}: not pinned: {requirement}"
+        assert "--hash=sha256:" in entry, f"{lock}: no hash for {requirement}"
+        name, version = requirement.split("==")
+        pins[name.lower()] = version
+    makefile = (REPO / "Makefile").read_text()
+    match = re.search(r"^TORCH\s*:=\s*torch==(\S+)", makefile, re.M)
+    assert match
+    assert pins["torch"] == match.group(1) + torch
+    pyproject = (REPO / "pyproject.toml").read_text()
+    deps = re.search(r"^dependencies = \[(.*?)^\]", pyproject, re.M | re.S)
+    assert deps
+    for spec in re.findall(r'^\s*"([A-Za-z0-9_.-]+)', deps.group(1), re.M):
+        assert spec.lower().replace("_", "-") in pins, f"{lock} lacks {spec}"
+    assert {"setuptools", "wheel"} <= set(pins), "building the project needs them locked"
 
 
 def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
