@@ -201,7 +201,9 @@ def apply_torch_threads(requested: int | None = None) -> ThreadChoice:
         requested = requested_threads(os.environ)
     choice = choose_threads(requested, os.environ, affinity_cpus(), cgroup_cpu_quota())
     torch.set_num_threads(choice.threads)
-    log.info(
+    # debug: a batch command's stderr stays one line on a user error; the worker reports the
+    # choice in its `worker_starting` event
+    log.debug(
         "torch_threads",
         threads=choice.threads,
         source=choice.source,

@@ -62,7 +62,7 @@ def _connect(settings: WorkerSettings, stop: threading.Event) -> tuple[KafkaSour
 
 def run_worker(settings: WorkerSettings) -> int:
     structlog.contextvars.bind_contextvars(group=settings.group_id, input=settings.input_topic)
-    apply_torch_threads(settings.torch_threads)
+    threads = apply_torch_threads(settings.torch_threads)
     stop = threading.Event()
     _install_signals(stop)
     metrics, health = Metrics(), Health()
@@ -78,7 +78,13 @@ def run_worker(settings: WorkerSettings) -> int:
     if watcher.current() is None:
         log.warning("no_model_yet", registry=str(settings.registry), model=settings.model)
     watcher.start()
-    log.info("worker_starting", settings=settings.safe_dump())
+    log.info(
+        "worker_starting",
+        settings=settings.safe_dump(),
+        torch_threads=threads.threads,
+        torch_threads_from=threads.source,
+        usable_cpus=threads.usable_cpus,
+    )
     source, sink = _connect(settings, stop)
     loop = WorkerLoop(
         source,
