@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from training.job import EXIT_KEPT_OLD, TrainOptions, run_training_job
 from training.registry import Registry
 from vaewatch.errors import UserInputError
+from vaewatch.threads import apply_torch_threads
 
 DURATION = re.compile(r"^(\d+)([smhdw])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -51,6 +53,7 @@ def _print_json(doc: Any) -> None:
 
 # --- train -------------------------------------------------------------------------------
 def _train(args: argparse.Namespace) -> int:
+    apply_torch_threads()
     opts = TrainOptions(
         window=args.window,
         epochs=args.epochs,
@@ -69,6 +72,7 @@ def _train(args: argparse.Namespace) -> int:
         progress=(not args.no_progress and sys.stderr.isatty()) or args.progress,
     )
     paths = [Path(p) for p in args.data or []]
+    tmp_dir: Path | None = None
     if args.from_topic:
         from training.topic_source import dump_topic_to_csv
 
@@ -78,7 +82,11 @@ def _train(args: argparse.Namespace) -> int:
         paths = [tmp_dir]
     if not paths:
         raise UserInputError("give --data PATH... or --from-topic TOPIC --since DURATION")
-    result = run_training_job(paths, Path(args.registry), args.model, opts, args.promote)
+    try:
+        result = run_training_job(paths, Path(args.registry), args.model, opts, args.promote)
+    finally:  # the topic's CSV copy (vaewatch-topic-*) is scratch: gone however training ends
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
     _print_json(result.summary)
     if result.exit_code == EXIT_KEPT_OLD:
         print(
@@ -156,7 +164,10 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
 
 # --- score / evaluate ----------------------------------------------------------------------
 def _load_detector(args: argparse.Namespace) -> Any:
+    """The model for `score` / `evaluate`, after setting torch's threads (both start here)."""
     from vaecore import Detector
+
+    apply_torch_threads()
 
     resolved = Registry(Path(args.registry)).resolve(args.model)
     return Detector.from_artifact(resolved.path, args.device)

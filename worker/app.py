@@ -15,9 +15,9 @@ import time
 from types import FrameType
 
 import structlog
-import torch
 
 from vaewatch.errors import BrokerError
+from vaewatch.threads import apply_torch_threads
 from worker.kafka_edge import KafkaSink, KafkaSource, ensure_topics
 from worker.loop import WorkerLoop
 from worker.model_watcher import ModelWatcher
@@ -62,8 +62,7 @@ def _connect(settings: WorkerSettings, stop: threading.Event) -> tuple[KafkaSour
 
 def run_worker(settings: WorkerSettings) -> int:
     structlog.contextvars.bind_contextvars(group=settings.group_id, input=settings.input_topic)
-    if not torch.cuda.is_available():
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    threads = apply_torch_threads(settings.torch_threads)
     stop = threading.Event()
     _install_signals(stop)
     metrics, health = Metrics(), Health()
@@ -79,7 +78,13 @@ def run_worker(settings: WorkerSettings) -> int:
     if watcher.current() is None:
         log.warning("no_model_yet", registry=str(settings.registry), model=settings.model)
     watcher.start()
-    log.info("worker_starting", settings=settings.safe_dump())
+    log.info(
+        "worker_starting",
+        settings=settings.safe_dump(),
+        torch_threads=threads.threads,
+        torch_threads_from=threads.source,
+        usable_cpus=threads.usable_cpus,
+    )
     source, sink = _connect(settings, stop)
     loop = WorkerLoop(
         source,

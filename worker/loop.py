@@ -160,6 +160,7 @@ class WorkerLoop:
     def _note_revoked(self, revoked: set[TopicPartition]) -> None:
         for pending in self._open:  # no batch not yet checkpointed may commit these
             pending |= revoked
+        self.metrics.forget_partitions(revoked)  # their new owner reports their lag
 
     def _score(
         self, batch: list[InRecord], detector: Detector, revoked: set[TopicPartition]
@@ -247,8 +248,7 @@ class WorkerLoop:
         if time.monotonic() - self._last_lag < LAG_EVERY_S:
             return
         self._last_lag = time.monotonic()
-        for (topic, partition), lag in self.source.lag().items():
-            self.metrics.lag.labels(topic=topic, partition=str(partition)).set(lag)
+        self.metrics.set_lag(self.source.lag(), self.source.assignment())
 
     def _serving_model(self) -> Detector | None:
         detector = self.detector()
