@@ -134,11 +134,16 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--variance",
         choices=["point", "channel"],
-        default="point",
-        help="decoder variance per point (default) or one per channel",
+        default=TrainOptions.variance,
+        help=f"decoder variance: one per channel, or per point (default {TrainOptions.variance})",
     )
-    p.add_argument("--threshold-method", choices=["pot", "quantile"], default="pot")
-    p.add_argument("--false-alarm-rate", type=float, default=1e-3, help="per-step target (1e-3)")
+    p.add_argument("--threshold-method", choices=["pot", "quantile"], default=TrainOptions.method)
+    p.add_argument(
+        "--false-alarm-rate",
+        type=float,
+        default=TrainOptions.risk,
+        help=f"per-step target of the smoothed score (default {TrainOptions.risk})",
+    )
     p.add_argument("--max-steps", type=_positive_int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--from-topic", metavar="TOPIC", help="train on windows read from a topic")
     p.add_argument("--since", default="7d", help="with --from-topic: how far back (e.g. 7d)")
