@@ -8,8 +8,9 @@ TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?= --profile
+GPU_ARGS ?=
 
-.PHONY: run test lint typecheck pytest install bench bench-quality soak audit schemas clean help
+.PHONY: run test lint typecheck pytest install bench bench-gpu bench-quality soak audit schemas clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,6 +46,9 @@ schemas: $(STAMP)  ## re-export the JSON Schemas of the wire formats into schema
 
 bench: $(STAMP)  ## speed: I/O and compute ceilings, worker windows/s + latency, py-spy stage shares
 	$(BIN)/python -m benchmarks.speed $(BENCH_ARGS)
+
+bench-gpu: $(STAMP)  ## GPU speed: fp32/bf16 compute ceiling, copy share, 1 and N workers (GPU_ARGS="--device cpu --quick")
+	$(BIN)/python -m benchmarks.gpu $(GPU_ARGS)
 
 bench-quality: $(STAMP)  ## detection quality on ../shared/data against baselines
 	$(BIN)/python -m benchmarks.quality
