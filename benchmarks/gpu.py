@@ -412,6 +412,10 @@ def worker_rows(
     """x1, then xN with N times the x1 rate as the guess (the backlog's size, not a result)."""
     rows, guess = [], first_guess
     for count in (1, args.workers):
+        if time.monotonic() > args.deadline:
+            log(f"worker {shape} x{count} skipped: --max-minutes reached")
+            rows.append({"shape": f"{shape[0]}x{shape[1]}", "workers": count, "error": "skipped"})
+            continue
         run = WorkerRun(shape, count, args.workers, guess * count, worker_env(args))
         try:
             row = worker_row(bootstrap, registry, run, args.budget, logs)
@@ -456,6 +460,9 @@ def machine() -> dict[str, Any]:
     if torch.cuda.is_available():
         info.update(gpu=torch.cuda.get_device_name(), cuda=torch.version.cuda)
         info["bf16_supported"] = torch.cuda.is_bf16_supported()
+        # "fp32" convolutions run as TF32 on Ampere and later while cuDNN allows it
+        info["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
+        info["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
     return info
 
 
@@ -503,6 +510,7 @@ def table(results: dict[str, Any]) -> str:
         )
     for r in results.get("worker", []):
         rate = f"{r['windows_per_s']:,.0f}" if "windows_per_s" in r else "failed"
+        rate = "skipped (time)" if r.get("error") == "skipped" else rate
         if "windows_per_s" in r and r["steady_outputs"] < 0.2 * r["backlog"]:
             rate += " (short)"
         lines.append(
@@ -510,8 +518,10 @@ def table(results: dict[str, Any]) -> str:
             f"| {latency_cell(r.get('latency_ms_at_50pct'))} "
             f"| {latency_cell(r.get('latency_ms_at_90pct'))} |"
         )
+    tf32 = m.get("cudnn_allow_tf32")
     lines += [
         "",
+        *([f"fp32 on CUDA: cuDNN TF32 convolutions allowed = {tf32}."] if tf32 is not None else []),
         "network/H2D/D2H/host: shares of one score + correct (device synchronised per stage);",
         "host rest = sub-window aggregation and correction bookkeeping in numpy. Sub-windows/s",
         "count score and correction passes; network alone = score pass on device-resident input.",
@@ -550,6 +560,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--net-chunk", type=int, help="sub-windows per network pass (Detector.max_batch)"
     )
     parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=8.0,
+        help="start no worker run after this many minutes (the table still comes; default 8)",
+    )
+    parser.add_argument(
         "--worker-env",
         action="append",
         default=[],
@@ -577,7 +593,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device.type,
         "machine": machine(),
-        "args": {k: v for k, v in vars(args).items() if k != "budget"},
+        "args": {k: v for k, v in vars(args).items() if k not in ("budget", "deadline")},
         "budget": asdict(args.budget),
         "compute": [],
     }
@@ -614,6 +630,7 @@ def run_workers(args: argparse.Namespace, detectors: dict[Any, Detector], result
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.deadline = time.monotonic() + 60 * args.max_minutes
     configure_logging("WARNING", "console")  # the Kafka helpers log; keep stdout for the table
     started = time.monotonic()
     try:
