@@ -90,15 +90,23 @@ class Budget:
     max_bytes: int = 400 * MB  # of one backlog or one latency run's messages
     max_windows: int = 100_000  # in one backlog or one latency run
     min_batches: int = 8  # micro-batches per worker in a backlog at least (outputs come in batches)
+    min_latency_windows: int = 500  # per latency run, however low the rate
 
 
 QUICK = Budget(
-    (256, 1024), timing_s=0.3, drain_s=1.0, latency_s=1.0, max_bytes=16 * MB, min_batches=4
+    (256, 1024),
+    timing_s=0.3,
+    drain_s=1.0,
+    latency_s=1.0,
+    max_bytes=8 * MB,
+    min_batches=4,
+    min_latency_windows=100,
 )
+STARTED = time.monotonic()
 
 
 def log(message: str) -> None:
-    print(f"[bench-gpu] {message}", file=sys.stderr, flush=True)
+    print(f"[bench-gpu +{time.monotonic() - STARTED:.0f}s] {message}", file=sys.stderr, flush=True)
 
 
 def sync(device: torch.device) -> None:
@@ -330,7 +338,8 @@ def latency_run(
     window, channels = shape
     prefix = f"lat{pct}-"
     probe = messages(1, window, channels, prefix)[0]
-    n = fitting(int(rate * pct / 100 * budget.latency_s), len(probe), budget)
+    wanted = int(rate * pct / 100 * budget.latency_s)
+    n = fitting(wanted, len(probe), budget, budget.min_latency_windows)
     raw = messages(n, window, channels, prefix)
     starts = end_offsets(bootstrap, f"in-{tag}"), end_offsets(bootstrap, f"co-{tag}")
     offered = paced_send(bootstrap, f"in-{tag}", raw, rate * pct / 100)
@@ -365,7 +374,7 @@ def worker_row(bootstrap: str, registry: Path, run: WorkerRun, budget: Budget, l
     model, tag = f"gpu-{window}x{channels}", uuid.uuid4().hex[:8]
     probe = messages(1, window, channels)[0]
     # the first workers to join drain alone while the others start: ~3 s more backlog
-    wanted = int(run.guess_per_s * (budget.drain_s + 3))
+    wanted = int(run.guess_per_s * (budget.drain_s + (3 if run.count > 1 else 0)))
     least = budget.min_batches * run.count * run.max_batch
     backlog = messages(fitting(wanted, len(probe), budget, least), window, channels)
     create_topic(bootstrap, f"in-{tag}", run.partitions)
