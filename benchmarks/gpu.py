@@ -499,6 +499,7 @@ def table(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
         f"vaewatch bench-gpu — device {results['device']}"
+        + (f" ({results['torch_threads']} torch threads)" if results["device"] == "cpu" else "")
         + (f" ({m['gpu']}, CUDA {m['cuda']})" if "gpu" in m else "")
         + f", {m['cpu_cores']} cores, torch {m['torch']}, Python {m['python']}",
         "",
@@ -568,6 +569,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--net-chunk", type=int, help="sub-windows per network pass (Detector.max_batch)"
     )
+    parser.add_argument("--threads", type=int, help="torch threads on CPU (see cpu_threads)")
     parser.add_argument(
         "--max-minutes",
         type=float,
@@ -592,15 +594,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def cpu_threads(args: argparse.Namespace) -> int:
+    """torch threads for scoring on CPU: --threads, else OMP_NUM_THREADS, else every core as
+    `make bench` (1 with --quick: a smoke run on a busy shared 2-core machine, where two
+    spinning torch threads made score + correct 10-25x slower than one)."""
+    if args.threads:
+        return int(args.threads)
+    if os.environ.get("OMP_NUM_THREADS"):
+        return int(os.environ["OMP_NUM_THREADS"])
+    return 1 if args.quick else os.cpu_count() or 1
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     device = select_device(args.device)
-    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        # every core, as `make bench`; OMP_NUM_THREADS wins (the tests set 1: on a busy
-        # 2-core machine two spinning torch threads made one score 20x slower)
-        torch.set_num_threads(os.cpu_count() or 1)
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads(args))
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device.type,
+        "torch_threads": torch.get_num_threads(),
         "machine": machine(),
         "args": {k: v for k, v in vars(args).items() if k not in ("budget", "deadline")},
         "budget": asdict(args.budget),
