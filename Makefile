@@ -8,8 +8,9 @@ TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?= --profile
+GPU_ARGS ?=
 
-.PHONY: run run-readme test lint typecheck pytest install bench bench-threads bench-quality soak audit lock schemas clean help
+.PHONY: run run-readme test lint typecheck pytest install bench bench-threads bench-gpu bench-quality soak audit lock schemas clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,6 +53,9 @@ bench: $(STAMP)  ## speed: ceilings, worker windows/s + latency, py-spy stage sh
 
 bench-threads: $(STAMP)  ## only the torch-threads comparison of `make bench` (1 vs 2 vs auto, quiet and busy; ~4 min)
 	$(BIN)/python -m benchmarks.speed --threads-only
+
+bench-gpu: $(STAMP)  ## GPU speed: fp32/bf16 compute ceiling, copy share, 1 and N workers (GPU_ARGS="--device cpu --quick")
+	$(BIN)/python -m benchmarks.gpu $(GPU_ARGS)
 
 bench-quality: $(STAMP)  ## detection quality on ../shared/data against baselines
 	$(BIN)/python -m benchmarks.quality

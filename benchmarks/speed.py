@@ -64,7 +64,7 @@ def synthetic(n: int, window: int, channels: int, seed: int = 0) -> np.ndarray:
     return np.sin(2 * np.pi * t / 50 + phase) + 0.1 * rng.standard_normal((n, window, channels))
 
 
-def build_detector(window: int, channels: int) -> Detector:
+def build_detector(window: int, channels: int, device: str = "auto") -> Detector:
     """The shipped architecture (TrainOptions' window, latent size) for `channels` channels.
 
     Messages of `window` steps longer than the model's window are scored in model-window
@@ -88,7 +88,7 @@ def build_detector(window: int, channels: int) -> Detector:
         ),
         scaler,
         names,
-        device=select_device("auto"),
+        device=select_device(device),
         smoothing=opts.window,
     )
     scores = det.score(list(calib))
@@ -98,14 +98,22 @@ def build_detector(window: int, channels: int) -> Detector:
     return det.with_thresholds(Thresholds(quantile_threshold(steps, 0.001), point))
 
 
-def messages(n: int, window: int, channels: int) -> list[bytes]:
+def messages(n: int, window: int, channels: int, prefix: str = "") -> list[bytes]:
+    """n encoded input windows; `prefix` keeps window ids apart between runs on one topic."""
     values = synthetic(n, window, channels, seed=2)
     names = [f"ch_{i}" for i in range(channels)]
     start = datetime(2026, 1, 1, tzinfo=UTC)
     return [
-        encode_window(f"s{i % 50}/{i}", f"s{i % 50}", start + timedelta(minutes=i), 60000, names, v)
+        encode_window(
+            f"{prefix}s{i % 50}/{i}", f"s{i % 50}", start + timedelta(minutes=i), 60000, names, v
+        )
         for i, v in enumerate(values)
     ]
+
+
+def window_id(i: int, prefix: str = "") -> str:
+    """The id `messages(..., prefix)` gives its i-th window (no decoding needed)."""
+    return f"{prefix}s{i % 50}/{i}"
 
 
 def codec_us(raw: list[bytes], detector: Detector) -> float:
@@ -214,7 +222,9 @@ def start_worker(
     log: Path,
     env_extra: dict[str, str | None] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """`vaewatch worker` on topics of its own; `env_extra` sets (or, with None, unsets) vars."""
+    """`python -m vaewatch worker` (no installed console script needed) on topics of `tag`;
+    workers started with the same tag form one consumer group. `env_extra` sets (or, with
+    None, unsets) variables."""
     env = dict(os.environ)
     env.update(
         VAEWATCH_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
@@ -244,8 +254,11 @@ def start_worker(
     )
 
 
-def read_timestamps(bootstrap: str, topic: str, n: int, timeout_s: float) -> list[tuple[str, int]]:
-    """(window_id, broker timestamp) of the first n records of `topic`."""
+def read_timestamps(
+    bootstrap: str, topic: str, n: int, timeout_s: float, start: dict[int, int] | None = None
+) -> list[tuple[str, int]]:
+    """(window_id, broker timestamp) of the first n records of `topic` (from the beginning,
+    or from the offsets per partition in `start`, as `end_offsets` gave them)."""
     import orjson
     from kafka import KafkaConsumer
 
@@ -253,13 +266,70 @@ def read_timestamps(bootstrap: str, topic: str, n: int, timeout_s: float) -> lis
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     deadline = time.monotonic() + timeout_s
-    assign_from_beginning(consumer, topic, deadline)
+    for tp in assign_from_beginning(consumer, topic, deadline):
+        if start and tp.partition in start:
+            consumer.seek(tp, start[tp.partition])
     out: list[tuple[str, int]] = []
     while len(out) < n and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=500).values():
             out.extend((orjson.loads(r.value)["window_id"], r.timestamp) for r in records)
     consumer.close()
     return out
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The next offset of every partition of `topic`: where records produced from now on go."""
+    from kafka import KafkaConsumer
+
+    from worker.kafka_edge import assign_from_beginning
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    tps = assign_from_beginning(consumer, topic, time.monotonic() + 30)
+    ends = {tp.partition: int(off) for tp, off in consumer.end_offsets(tps).items()}
+    consumer.close()
+    return ends
+
+
+def drain_rate(stamps_ms: list[int], since_ms: float) -> tuple[float, int]:
+    """Windows/s published after `since_ms` (steady state), and how many that rests on.
+
+    A batch's outputs share one timestamp, published when its work is done: those at
+    `since_ms` itself are left out (their work lies before it), the rest is counted over the
+    time from `since_ms` to the last one.
+    """
+    steady = [ts for ts in stamps_ms if ts > since_ms]
+    if not steady:
+        return float("nan"), 0
+    return len(steady) / max((max(steady) - since_ms) / 1000, 1e-9), len(steady)
+
+
+def paced_send(bootstrap: str, topic: str, raw: list[bytes], rate: float) -> float:
+    """Produce `raw` at `rate` windows/s (linger 1 ms); returns the rate actually reached
+    (one Python producer may fall short of a fast consumer group's 90%)."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks="all")
+    started = time.perf_counter()
+    for i, r in enumerate(raw):
+        ahead = i / rate - (time.perf_counter() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+        producer.send(topic, value=r, key=r[30:40])
+    producer.flush()
+    reached = len(raw) / max(time.perf_counter() - started, 1e-9)
+    producer.close()
+    return reached
+
+
+def latency_ms(
+    inputs: list[tuple[str, int]], outputs: list[tuple[str, int]], ids: set[str]
+) -> tuple[float, float]:
+    """p50 and p99 of output minus input broker timestamp over the windows in `ids`."""
+    sent = {w: ts for w, ts in inputs if w in ids}
+    lat = [ts - sent[w] for w, ts in outputs if w in sent]
+    if not lat:
+        return float("nan"), float("nan")
+    return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
 
 
 def worker_rate(
@@ -294,8 +364,7 @@ def worker_rate(
     if len(stamps) < 2:
         return 0.0, rss, cores
     # steady state: skip the first 5% (group join, warm-up)
-    k = len(stamps) // 20
-    rate = (len(stamps) - k) / max((stamps[-1] - stamps[k]) / 1000, 1e-9)
+    rate, _ = drain_rate(stamps, stamps[len(stamps) // 20])
     return rate, rss, cores
 
 
@@ -332,30 +401,17 @@ def latency_at(
     log: Path,
     env_extra: dict[str, str | None] | None = None,
 ) -> tuple[float, float]:
-    from kafka import KafkaProducer
-
     tag = uuid.uuid4().hex[:8]
     proc = start_worker(bootstrap, registry, model, tag, log, env_extra)
     try:
         time.sleep(8)  # join the group before the clock starts
-        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks="all")
-        started = time.perf_counter()
-        sent: dict[str, int] = {}
-        for i, r in enumerate(raw):
-            ahead = i / rate - (time.perf_counter() - started)
-            if ahead > 0:
-                time.sleep(ahead)
-            producer.send(f"in-{tag}", value=r, key=r[30:40])
-            sent[decode_window(r).window_id] = 0
-        producer.flush()
-        producer.close()
-        inputs = dict(read_timestamps(bootstrap, f"in-{tag}", len(raw), 60))
+        paced_send(bootstrap, f"in-{tag}", raw, rate)
+        inputs = read_timestamps(bootstrap, f"in-{tag}", len(raw), 60)
         outputs = read_timestamps(bootstrap, f"co-{tag}", len(raw), 120)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    lat = [(ts - inputs[w]) for w, ts in outputs if w in inputs]
-    return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+    return latency_ms(inputs, outputs, {w for w, _ in inputs})
 
 
 def main() -> int:

@@ -40,9 +40,21 @@ def to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor
 
 
-def autocast_for(device: torch.device) -> AbstractContextManager[object]:
-    """Mixed precision on CUDA; a no-op on CPU (fp32 keeps stream and backfill identical)."""
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast(device_type="cuda", dtype=dtype)
-    return contextlib.nullcontext()
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def autocast_for(device: torch.device, precision: str = "auto") -> AbstractContextManager[object]:
+    """The forward pass's numeric precision.
+
+    "auto" (what the worker runs): mixed precision on CUDA (bf16 where supported, else
+    fp16), plain fp32 on CPU, so stream and backfill on CPU stay identical. "fp32" and "bf16"
+    force one or the other on either device; the GPU benchmark compares the two.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)

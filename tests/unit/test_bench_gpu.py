@@ -1,0 +1,88 @@
+"""`python -m benchmarks.gpu` on CPU: the compute section end to end (CI has no GPU), its
+stage timing leaves the scores alone, and the speed helpers it shares with `make bench`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.gpu import PRECISIONS, StagedDetector, parse_shape, score_and_correct
+from benchmarks.speed import build_detector, drain_rate, latency_ms, synthetic
+from vaecore.device import autocast_for
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+SHAPES = ("128x1", "128x8", "128x38")
+
+
+def test_quick_cpu_run_prints_one_row_per_shape_precision_and_batch(tmp_path: Path) -> None:
+    out = tmp_path / "gpu.json"
+    cmd = [sys.executable, "-m", "benchmarks.gpu", "--device", "cpu", "--quick", "--skip-worker"]
+    cmd += ["--batches", "8,16", "--timing-s", "0.01", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if "| score+correct |" in line]
+    expected = {(s, p, b) for s in SHAPES for p in PRECISIONS for b in ("8", "16")}
+    assert {tuple(c.strip() for c in r.split("|")[1:5:]) for r in rows} == {
+        (s, "score+correct", p, b) for s, p, b in expected
+    }
+    assert done.stdout.rstrip().splitlines()[-1].startswith("(short)")  # the table comes last
+    results = json.loads(out.read_text())
+    assert results["device"] == "cpu"
+    assert "worker" not in results
+    assert len(results["compute"]) == len(expected)
+    for row in results["compute"]:
+        for key in ("windows_per_s", "subwindows_per_s", "network_alone_windows_per_s"):
+            assert row[key] > 0, (row, key)
+        assert row["subwindows_per_window"] >= 2  # 128 steps = 2 tiles of 64, plus correction
+        assert row["shares"]["network"] > 0
+        assert sum(row["shares"].values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_staged_detector_times_every_stage_and_scores_the_same() -> None:
+    detector = build_detector(128, 2, device="cpu")
+    windows = list(synthetic(6, 128, 2, seed=5))
+    staged = StagedDetector.of(detector)
+    plain_scores = detector.score(windows)
+    staged_scores = staged.score(windows)
+    for a, b in zip(plain_scores, staged_scores, strict=True):
+        np.testing.assert_array_equal(a.point, b.point)
+    assert set(staged.stage_s) == {"host_prepare", "h2d", "network", "d2h"}
+    assert staged.subwindows == 6 * 2  # 128 steps = 2 tiles of the 64-step model
+    assert staged.score_pass is not None and staged.score_pass.shape == (18, 64, 2)
+    score_and_correct(staged, windows)  # the correction passes go through the same stages
+
+
+def test_precision_fp32_and_bf16_on_cpu_and_unknown_refused() -> None:
+    x = torch.ones(4, 4)
+    with autocast_for(torch.device("cpu"), "fp32"):
+        assert (x @ x).dtype == torch.float32
+    with autocast_for(torch.device("cpu"), "bf16"):
+        assert (x @ x).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="unknown precision"):
+        autocast_for(torch.device("cpu"), "fp8")
+    detector = build_detector(128, 1, device="cpu")
+    with pytest.raises(ValueError, match="unknown precision"):
+        type(detector)(detector.model, detector.scaler, detector.channels, precision="half")
+
+
+def test_drain_rate_counts_from_the_given_time_and_latency_only_the_given_ids() -> None:
+    stamps = [0, 500, 1000, 1000, 1100, 1200, 1200, 1300, 1400, 1500]  # batches share one
+    rate, counted = drain_rate(stamps, since_ms=1000)
+    assert counted == 6  # the two at 1000 were done before the clock started
+    assert rate == pytest.approx(6 / 0.5)
+    inputs = [("a", 100), ("b", 200), ("old", 0)]
+    outputs = [("old", 50), ("a", 150), ("b", 260)]
+    p50, p99 = latency_ms(inputs, outputs, {"a", "b"})
+    assert (p50, round(p99, 1)) == (55.0, 59.9)
+
+
+def test_shapes_parse() -> None:
+    assert parse_shape("128x38") == (128, 38)
