@@ -56,7 +56,7 @@ def test_staged_detector_times_every_stage_and_scores_the_same() -> None:
         np.testing.assert_array_equal(a.point, b.point)
     assert set(staged.stage_s) == {"host_prepare", "h2d", "network", "d2h"}
     assert staged.subwindows == 6 * 2  # 128 steps = 2 tiles of the 64-step model
-    assert staged.score_pass is not None and staged.score_pass.shape == (18, 64, 2)
+    assert staged.score_pass is not None and staged.score_pass.shape == (12, 64, 2)
     score_and_correct(staged, windows)  # the correction passes go through the same stages
 
 
