@@ -35,10 +35,15 @@ def _env_help() -> str:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from worker.app import run_worker
+    from worker.preflight import check_worker_can_start
 
     overrides = {field: getattr(args, flag) for flag, field in WORKER_FLAGS.items()}
-    return run_worker(load_settings(overrides))
+    settings = load_settings(overrides)
+    check_worker_can_start(settings)  # settings that can never work: one line, exit 2
+
+    from worker.app import run_worker
+
+    return run_worker(settings)
 
 
 def _replay(args: argparse.Namespace) -> int:

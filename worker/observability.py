@@ -78,6 +78,12 @@ class Metrics:
             "vaewatch_model_reloads", "model reload attempts", ["result"], registry=r
         )
         self.ready = Gauge("vaewatch_ready", "1 when ready to serve", registry=r)
+        self.waiting_for = Gauge(
+            "vaewatch_waiting_for",
+            "1 while the worker waits for what it needs to serve (reason: broker, model)",
+            ["reason"],
+            registry=r,
+        )
 
     def set_model(self, name: str, version: str) -> None:
         self.model_info.clear()
