@@ -32,6 +32,9 @@ def _env_help() -> str:
         default = field.default
         shown = "" if default is None else f" (default {default})"
         lines.append(f"  {env_var(name):36s}{(field.description or '')}{shown}")
+    # read by the `vaewatch` command itself, for every sub-command (`vaewatch --log-level`)
+    level = "DEBUG|INFO|WARNING|ERROR; DEBUG adds a line per batch (default INFO)"
+    lines.append(f"  {env_var('log_level'):36s}{level}")
     return "\n".join(lines)
 
 
