@@ -9,10 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from training.job import EXIT_KEPT_OLD, TrainOptions, run_training_job
 from training.registry import Registry
 from vaewatch import argtypes
-from vaewatch.errors import UserInputError
+from vaewatch.errors import ModelError, UserInputError
+
+log = structlog.get_logger(__name__)
 
 
 def _print_json(doc: Any) -> None:
@@ -26,11 +30,35 @@ def _check_train_args(args: argparse.Namespace) -> None:
 
     if not args.data and not args.from_topic:
         raise UserInputError("give --data PATH... or --from-topic TOPIC --since DURATION")
+    if args.channels and not args.from_topic:
+        raise UserInputError("--channels selects the windows of --from-topic; CSVs have theirs")
+    if args.channels and len(set(args.channels)) != len(args.channels):
+        raise UserInputError(f"--channels names a channel twice: {' '.join(args.channels)}")
     try:
         VAEConfig(n_channels=1, window=args.window)
     except ValueError as exc:
         raise UserInputError(f"--window: {exc}") from None
     select_device(args.device)  # cuda without a CUDA device: refused now, not after training
+
+
+def _topic_channels(args: argparse.Namespace) -> tuple[list[str] | None, str]:
+    """The channels to keep from the topic: --channels, else those of the production model
+    being retrained, else None (the topic's own set, when it has only one)."""
+    if args.channels:
+        return list(args.channels), "--channels"
+    from vaecore.artifact import read_manifest
+
+    registry = Registry(args.registry)
+    try:
+        if registry.production(args.model) is None:
+            return None, "the topic"
+        resolved = registry.resolve(args.model)
+        return list(
+            read_manifest(resolved.path).channels
+        ), f"production model {resolved.name}@{resolved.version}"
+    except ModelError as exc:
+        log.warning("production_model_unreadable", model=args.model, error=str(exc))
+        return None, "the topic"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -51,11 +79,23 @@ def _train(args: argparse.Namespace) -> int:
         progress=(not args.no_progress and sys.stderr.isatty()) or args.progress,
     )
     paths = [Path(p) for p in args.data or []]
+    topic_report: dict[str, Any] | None = None
     if args.from_topic:
         from training.topic_source import dump_topic_to_csv
 
-        paths = [dump_topic_to_csv(args.from_topic, args.since, args.bootstrap_servers)]
+        channels, channels_from = _topic_channels(args)
+        out, selection = dump_topic_to_csv(
+            args.from_topic,
+            args.since,
+            args.bootstrap_servers,
+            channels,
+            channels_from,
+            opts.window,
+        )
+        paths, topic_report = [out], selection.report()
     result = run_training_job(paths, args.registry, args.model, opts, args.promote)
+    if topic_report is not None:
+        result.summary["training_data"]["from_topic"] = topic_report
     _print_json(result.summary)
     if result.exit_code == EXIT_KEPT_OLD:
         print(
@@ -148,6 +188,14 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
         type=argtypes.duration_seconds,
         default="7d",
         help="with --from-topic: how far back (e.g. 12h, 7d; default 7d)",
+    )
+    p.add_argument(
+        "--channels",
+        nargs="+",
+        metavar="NAME",
+        type=argtypes.channel_name,
+        help="with --from-topic: train on these channels (windows may carry more, in any "
+        "order; others are skipped). Default: the production model's, else the topic's one set",
     )
     p.add_argument("--bootstrap-servers", default=None, help="with --from-topic (else env)")
     p.add_argument("--progress", action="store_true", help="force the progress bar")

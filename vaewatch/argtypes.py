@@ -99,6 +99,13 @@ def topic(text: str) -> str:
     return text
 
 
+def channel_name(text: str) -> str:
+    """A channel as the wire format allows it (contract §3.1): 1 to 256 characters."""
+    if not 0 < len(text) <= 256:
+        raise argparse.ArgumentTypeError("a channel name has 1 to 256 characters")
+    return text
+
+
 def model_name(text: str) -> str:
     """A registry model name: one path component, no '@' (that separates a version)."""
     if not text or "/" in text or "\\" in text or "@" in text or text.startswith("."):
