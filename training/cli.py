@@ -53,12 +53,24 @@ def _topic_channels(args: argparse.Namespace) -> tuple[list[str] | None, str]:
         if registry.production(args.model) is None:
             return None, "the topic"
         resolved = registry.resolve(args.model)
-        return list(
-            read_manifest(resolved.path).channels
-        ), f"production model {resolved.name}@{resolved.version}"
+        channels = list(read_manifest(resolved.path).channels)
     except ModelError as exc:
         log.warning("production_model_unreadable", model=args.model, error=str(exc))
         return None, "the topic"
+    return channels, f"production model {resolved.name}@{resolved.version}"
+
+
+def _training_paths(args: argparse.Namespace) -> tuple[list[Path], dict[str, Any] | None]:
+    """--data as given, or --from-topic read into CSVs, with the report of what was used."""
+    if not args.from_topic:
+        return [Path(p) for p in args.data], None
+    from training.topic_source import dump_topic_to_csv
+
+    channels, channels_from = _topic_channels(args)
+    out, selection = dump_topic_to_csv(
+        args.from_topic, args.since, args.bootstrap_servers, channels, channels_from, args.window
+    )
+    return [out], selection.report()
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -78,21 +90,7 @@ def _train(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         progress=(not args.no_progress and sys.stderr.isatty()) or args.progress,
     )
-    paths = [Path(p) for p in args.data or []]
-    topic_report: dict[str, Any] | None = None
-    if args.from_topic:
-        from training.topic_source import dump_topic_to_csv
-
-        channels, channels_from = _topic_channels(args)
-        out, selection = dump_topic_to_csv(
-            args.from_topic,
-            args.since,
-            args.bootstrap_servers,
-            channels,
-            channels_from,
-            opts.window,
-        )
-        paths, topic_report = [out], selection.report()
+    paths, topic_report = _training_paths(args)
     result = run_training_job(paths, args.registry, args.model, opts, args.promote)
     if topic_report is not None:
         result.summary["training_data"]["from_topic"] = topic_report
