@@ -1,32 +1,46 @@
 # syntax=docker/dockerfile:1
-# vaewatch: CPU image by default; `--build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124`
-# with `--build-arg BASE=nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04` for a CUDA image
-# (the worker picks the GPU with VAEWATCH_DEVICE=auto).
+# vaewatch: linux/amd64 image, CPU torch by default. Every dependency comes from a lock file
+# (exact versions, sha256 of every file; `make lock` regenerates both) installed with
+# --require-hashes, so a rebuild installs byte-for-byte what was locked, or fails.
+#
+#   docker build -t vaewatch:0.1.0 .                                         # CPU
+#   docker build -t vaewatch:0.1.0-cuda --build-arg LOCK=requirements-cuda.lock .   # CUDA
+#
+# The CUDA image is the same Python base with the CUDA build of torch: its wheels bring the
+# CUDA runtime libraries (nvidia-* packages), and the host's driver is mounted by the NVIDIA
+# container toolkit (`docker run --gpus all`, or the Kubernetes device plugin). No
+# nvidia/cuda base is needed, and builder and runtime are one base, so the venv's
+# interpreter (/usr/local/bin/python3.11) exists where it runs. VAEWATCH_DEVICE=auto picks
+# the GPU.
 ARG PYTHON_IMAGE=python:3.11-slim
-ARG BASE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS builder
-ARG TORCH_VERSION=2.13.0
+# requirements.lock (CPU torch from the PyTorch CPU index) or requirements-cuda.lock (PyPI)
+ARG LOCK=requirements.lock
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-# torch first, from the CPU (or CUDA) index: an unpinned torch would pull a multi-GB CUDA build
-RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX}"
 WORKDIR /src
+COPY requirements.lock requirements-cuda.lock ./
+# --no-deps: the lock is the whole closure; a package missing from it fails the build
+RUN pip install --require-hashes --no-deps --extra-index-url "${TORCH_INDEX}" -r "${LOCK}"
 COPY pyproject.toml README.md ./
 COPY vaewatch ./vaewatch
 COPY vaecore ./vaecore
 COPY schemas ./schemas
 COPY training ./training
 COPY worker ./worker
-RUN pip install .
+# the project itself, built with the locked setuptools: nothing more is downloaded
+RUN pip install --no-deps --no-build-isolation --no-index . \
+ && pip check
 
-FROM ${BASE} AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     VAEWATCH_REGISTRY=/models \
-    VAEWATCH_METRICS_PORT=9400
+    VAEWATCH_METRICS_PORT=9400 \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
 RUN groupadd --system --gid 10001 vaewatch \
  && useradd --system --uid 10001 --gid vaewatch --home-dir /home/vaewatch --create-home vaewatch \
  && mkdir -p /models && chown vaewatch:vaewatch /models

@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?= --profile
 
-.PHONY: run test lint typecheck pytest install bench bench-quality soak audit schemas clean help
+.PHONY: run test lint typecheck pytest install bench bench-threads bench-quality soak audit lock schemas clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,8 +43,11 @@ pytest: $(STAMP)
 schemas: $(STAMP)  ## re-export the JSON Schemas of the wire formats into schemas/json/
 	$(BIN)/vaewatch schemas export --out schemas/json
 
-bench: $(STAMP)  ## speed: I/O and compute ceilings, worker windows/s + latency, py-spy stage shares
+bench: $(STAMP)  ## speed: ceilings, worker windows/s + latency, py-spy stage shares, torch threads 1/2/auto
 	$(BIN)/python -m benchmarks.speed $(BENCH_ARGS)
+
+bench-threads: $(STAMP)  ## only the torch-threads comparison of `make bench` (1 vs 2 vs auto, quiet and busy; ~4 min)
+	$(BIN)/python -m benchmarks.speed --threads-only
 
 bench-quality: $(STAMP)  ## detection quality on ../shared/data against baselines
 	$(BIN)/python -m benchmarks.quality
@@ -55,6 +58,13 @@ soak: $(STAMP)  ## hour at 50% of max rate, kills + promotions (not in CI; needs
 audit: $(STAMP)  ## known vulnerabilities in the installed dependencies (needs the PyPI JSON API or OSV)
 	$(BIN)/python -m pip install --quiet pip-audit
 	$(BIN)/pip-audit --strict --progress-spinner off
+
+# where the CPU torch wheel is listed for `make lock` (a local wheel folder works too)
+TORCH_CPU_WHEELS ?= https://download.pytorch.org/whl/cpu/torch/
+
+lock: $(STAMP)  ## requirements.lock + requirements-cuda.lock for the image: the tested versions, sha256-pinned
+	$(BIN)/python -m pip install --quiet uv
+	TORCH_VERSION=$(subst torch==,,$(TORCH)) TORCH_CPU_WHEELS=$(TORCH_CPU_WHEELS) bash deploy/lock.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

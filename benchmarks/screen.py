@@ -64,7 +64,7 @@ def main() -> int:
         if test.labels is None or test.labels.sum() == 0:
             continue
         opts = TrainOptions(progress=False, **overrides)
-        detector, *_ = train_detector([read_series_csv(folder / "train.csv")], opts)
+        detector = train_detector([read_series_csv(folder / "train.csv")], opts).detector
         labels = test.labels.astype(int)
         line = []
         for kind, score in score_kinds(detector, test.values).items():

@@ -204,8 +204,14 @@ def publish_model(detector: Detector, root: Path, name: str) -> None:
 
 
 def start_worker(
-    bootstrap: str, registry: Path, model: str, tag: str, log: Path
+    bootstrap: str,
+    registry: Path,
+    model: str,
+    tag: str,
+    log: Path,
+    env_extra: dict[str, str | None] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """`vaewatch worker` on topics of its own; `env_extra` sets (or, with None, unsets) vars."""
     env = dict(os.environ)
     env.update(
         VAEWATCH_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
@@ -221,6 +227,11 @@ def start_worker(
         VAEWATCH_HEARTBEAT_INTERVAL_MS="1000",
         VAEWATCH_LOG_LEVEL="WARNING",
     )
+    for name, value in (env_extra or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     out = log.open("wb")
     return subprocess.Popen(
         [sys.executable, "-m", "vaewatch", "--log-format", "json", "worker"],
@@ -249,24 +260,36 @@ def read_timestamps(bootstrap: str, topic: str, n: int, timeout_s: float) -> lis
 
 
 def worker_rate(
-    bootstrap: str, registry: Path, model: str, raw: list[bytes], log: Path, broker_pid: int
+    bootstrap: str,
+    registry: Path,
+    model: str,
+    raw: list[bytes],
+    log: Path,
+    broker_pid: int,
+    env_extra: dict[str, str | None] | None = None,
+    drain_timeout_s: float = 600,
 ) -> tuple[float, float, dict[str, float]]:
     """Steady-state windows/s through the worker on a pre-filled topic, its peak RSS, and the
-    cores used meanwhile by the worker, the broker and this process (reading the outputs)."""
+    cores used meanwhile by the worker, the broker and this process (reading the outputs).
+
+    A slow setting stops after `drain_timeout_s` of draining: its rate is what it did by then.
+    """
     tag = uuid.uuid4().hex[:8]
     fill_topic(bootstrap, f"in-{tag}", raw)
-    proc = start_worker(bootstrap, registry, model, tag, log)
+    proc = start_worker(bootstrap, registry, model, tag, log, env_extra)
     meter = CpuMeter({"worker": proc.pid, "broker": broker_pid, "reader": os.getpid()})
     try:
         read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)  # joined, model warm
         meter.start()
-        done = read_timestamps(bootstrap, f"co-{tag}", len(raw), timeout_s=600)
+        done = read_timestamps(bootstrap, f"co-{tag}", len(raw), timeout_s=drain_timeout_s)
         cores = {name: cpu / meter.wall_s for name, cpu in meter.stop().items()}
         rss = memory_mb(proc.pid, "VmHWM")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     stamps = sorted(ts for _, ts in done)
+    if len(stamps) < 2:
+        return 0.0, rss, cores
     # steady state: skip the first 5% (group join, warm-up)
     k = len(stamps) // 20
     rate = (len(stamps) - k) / max((stamps[-1] - stamps[k]) / 1000, 1e-9)
@@ -298,12 +321,18 @@ def profile_worker(
 
 
 def latency_at(
-    bootstrap: str, registry: Path, model: str, raw: list[bytes], rate: float, log: Path
+    bootstrap: str,
+    registry: Path,
+    model: str,
+    raw: list[bytes],
+    rate: float,
+    log: Path,
+    env_extra: dict[str, str | None] | None = None,
 ) -> tuple[float, float]:
     from kafka import KafkaProducer
 
     tag = uuid.uuid4().hex[:8]
-    proc = start_worker(bootstrap, registry, model, tag, log)
+    proc = start_worker(bootstrap, registry, model, tag, log, env_extra)
     try:
         time.sleep(8)  # join the group before the clock starts
         producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks="all")
@@ -338,11 +367,26 @@ def main() -> int:
         help="a second worker run per shape under py-spy: time shares per stage "
         "(results/profile-SHAPE.txt holds the raw stacks)",
     )
+    parser.add_argument(
+        "--threads-only",
+        action="store_true",
+        help="only the torch-threads comparison (1 vs 2 vs auto, quiet and busy; ~4 min)",
+    )
+    parser.add_argument(
+        "--threads-windows", type=int, default=3000, help="windows per threads-comparison run"
+    )
     args = parser.parse_args()
-    if args.profile and profile.py_spy() is None:
+    if args.profile and profile.py_spy() is None and not args.threads_only:
         print("--profile needs py-spy: .venv/bin/pip install py-spy", file=sys.stderr)
         return 2
+    from benchmarks.threads import compare_threads
     from worker.broker import EmbeddedBroker
+
+    if args.threads_only:
+        with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+            assert broker.pid is not None
+            compare_threads(broker.bootstrap, broker.pid, Path(tmp), args.threads_windows)
+        return 0
 
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -409,10 +453,11 @@ def main() -> int:
                     row[f"latency_ms_at_{pct}pct"] = {"p50": p50, "p99": p99}
             results["shapes"][name] = row
             print(json.dumps(row, indent=1, default=lambda x: round(x, 1)), flush=True)
+        compare_threads(broker.bootstrap, broker_pid, Path(tmp), args.threads_windows)
     print_table(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "speed.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
-    print(f"\nwritten {RESULTS / 'speed.json'}")
+    print(f"\nwritten {RESULTS / 'speed.json'} and {RESULTS / 'speed-threads.json'}")
     return 0
 
 

@@ -46,11 +46,28 @@ class Normalisation(_Strict):
 
 
 class Scoring(_Strict):
-    """How scores are computed; part of the model so stream and backfill agree."""
+    """How scores are computed; part of the model so stream and backfill agree.
+
+    Fields added after the first release default to what older models did, so a model
+    published before them loads and scores exactly as it did.
+    """
 
     n_samples: int = Field(ge=0, description="L latent samples; 0 = posterior mean")
     stride: int = Field(ge=1, description="sub-window stride for windows longer than `window`")
     sample_seed: int = Field(description="seed of the fixed latent noise used when L > 0")
+    score_kind: Literal["nll", "error"] = Field(
+        default="nll",
+        description="point score: Gaussian NLL, or squared error in normalised units",
+    )
+    smoothing: int = Field(
+        default=1,
+        ge=1,
+        le=4096,
+        description="steps of the rolling mean of step scores the thresholds apply to; 1 = none",
+    )
+    period: int | None = Field(
+        default=None, ge=1, description="dominant period of the training data (steps), if found"
+    )
 
 
 class Thresholds(_Strict):

@@ -2,7 +2,11 @@
 
 A whole series goes through `Detector.score([values])` as one long window: the same
 function the worker calls, with the same sub-window aggregation, so a backfill and the
-stream give the same numbers for the same data.
+stream give the same numbers for the same data. The per-step score reported here is the
+*centred* view of the rolling mean the worker alerts on (`vaecore.smoothing`): the same
+values, each attributed to the middle of the span it averages, since a backfill knows the
+future. The worker's window score for a window ending at step t is the maximum of these
+values over the steps the window completed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 from schemas.series_csv import SeriesTable, write_scores_csv
 from training import metrics
 from vaecore import Detector
+from vaecore.smoothing import centred
 from vaewatch.errors import UserInputError
 
 
@@ -42,9 +47,9 @@ def score_table(detector: Detector, table: SeriesTable, correct: bool = True) ->
         )
     [scores] = detector.score([values])
     corrected = detector.correct([values], [scores])[0].values if correct else values
-    threshold = detector.active_thresholds.window
-    is_anomaly = np.nan_to_num(scores.step, nan=-np.inf) > threshold
-    return SeriesScores(table, scores.step, is_anomaly, corrected)
+    step = centred(scores.raw_step, detector.smoothing)
+    is_anomaly = np.nan_to_num(step, nan=-np.inf) > detector.active_thresholds.window
+    return SeriesScores(table, step, is_anomaly, corrected)
 
 
 def write_scores(result: SeriesScores, out_dir: Path, channels: tuple[str, ...]) -> Path:

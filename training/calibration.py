@@ -64,5 +64,11 @@ def robust_spread(scores: np.ndarray) -> float:
     return spread if spread > 1e-9 else 1.0
 
 
+MIN_TAIL_POINTS = 10  # never ask for a tail rate below 10 / n: fewer points are no evidence
+
+
 def threshold(scores: np.ndarray, risk: float, method: str) -> float:
-    return pot_threshold(scores, risk) if method == "pot" else quantile_threshold(scores, risk)
+    """The calibrated threshold for a per-step false-alarm rate `risk` (at least 10 / n)."""
+    n = int(np.isfinite(scores).sum())
+    rate = max(risk, MIN_TAIL_POINTS / n) if n else risk
+    return pot_threshold(scores, rate) if method == "pot" else quantile_threshold(scores, rate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from training.job import EXIT_KEPT_OLD, TrainOptions, run_training_job
 from training.registry import Registry
 from vaewatch import argtypes
 from vaewatch.errors import ModelError, UserInputError
+from vaewatch.threads import apply_torch_threads
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +77,7 @@ def _training_paths(args: argparse.Namespace) -> tuple[list[Path], dict[str, Any
 
 def _train(args: argparse.Namespace) -> int:
     _check_train_args(args)
+    apply_torch_threads()
     opts = TrainOptions(
         window=args.window,
         epochs=args.epochs,
@@ -88,12 +91,18 @@ def _train(args: argparse.Namespace) -> int:
         risk=args.false_alarm_rate,
         tolerance=args.tolerance,
         max_steps=args.max_steps,
+        score_kind=args.score_kind,
+        smoothing=args.smoothing,
         progress=(not args.no_progress and sys.stderr.isatty()) or args.progress,
     )
     paths, topic_report = _training_paths(args)
-    result = run_training_job(paths, args.registry, args.model, opts, args.promote)
+    try:
+        result = run_training_job(paths, args.registry, args.model, opts, args.promote)
+    finally:  # the topic's CSV copy (vaewatch-topic-*) is scratch: gone however training ends
+        if args.from_topic:
+            shutil.rmtree(paths[0], ignore_errors=True)
     if topic_report is not None:
-        result.summary["training_data"]["from_topic"] = topic_report
+        result.summary.setdefault("training_data", {})["from_topic"] = topic_report
     _print_json(result.summary)
     if result.exit_code == EXIT_KEPT_OLD:
         print(
@@ -198,12 +207,29 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--bootstrap-servers", default=None, help="with --from-topic (else env)")
     p.add_argument("--progress", action="store_true", help="force the progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--score-kind",
+        choices=["nll", "error"],
+        default=TrainOptions.score_kind,
+        help="point score: Gaussian negative log-likelihood, or squared reconstruction error "
+        f"in normalised units (default {TrainOptions.score_kind})",
+    )
+    p.add_argument(
+        "--smoothing",
+        type=argtypes.non_negative_int,
+        default=TrainOptions.smoothing,
+        help="steps of the rolling mean the thresholds apply to; 0 = the dominant period of "
+        "the training data (default), 1 = no smoothing",
+    )
     p.set_defaults(func=_train)
 
 
 # --- score / evaluate ----------------------------------------------------------------------
 def _load_detector(args: argparse.Namespace) -> Any:
+    """The model for `score` / `evaluate`, after setting torch's threads (both start here)."""
     from vaecore import Detector
+
+    apply_torch_threads()
 
     resolved = Registry(Path(args.registry)).resolve(args.model)
     return Detector.from_artifact(resolved.path, args.device)

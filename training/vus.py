@@ -30,8 +30,16 @@ def peers_python() -> Path | None:
 
 
 def vus_pr_many(
-    pairs: Sequence[tuple[np.ndarray, np.ndarray]], sliding_window: int | None = None
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    sliding_window: int | None = None,
+    data: Sequence[np.ndarray] | None = None,
 ) -> list[float | None]:
+    """VUS-PR per (score, label) pair.
+
+    The buffer window is TSB-AD's `find_length_rank` of `data[i]` (the series' first
+    channel; pass the same array for every method scored on that series), or
+    `sliding_window` when given. Without either, TSB-AD's fallback of 100 steps.
+    """
     python = peers_python()
     if python is None or not pairs:
         return [None] * len(pairs)
@@ -40,6 +48,8 @@ def vus_pr_many(
         for i, (score, label) in enumerate(pairs):
             arrays[f"score_{i}"] = np.asarray(score, dtype=np.float64)
             arrays[f"label_{i}"] = np.asarray(label, dtype=np.int64)
+            if data is not None:
+                arrays[f"data_{i}"] = np.nan_to_num(np.asarray(data[i], dtype=np.float64))
         np.savez(Path(tmp) / "in.npz", **arrays)  # type: ignore[arg-type]
         cmd = [str(python), str(SCRIPT), str(Path(tmp) / "in.npz"), str(len(pairs))]
         if sliding_window:

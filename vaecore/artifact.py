@@ -86,6 +86,8 @@ def save_artifact(
             n_samples=detector.n_samples,
             stride=int(detector.stride or 1),
             sample_seed=detector.sample_seed,
+            score_kind="error" if detector.score_kind == "error" else "nll",
+            smoothing=detector.smoothing,
         ),
         thresholds=ManifestThresholds(
             window=float(th.window),
@@ -179,6 +181,8 @@ def load_artifact(path: Path, device: str = "auto") -> Detector:
         n_samples=manifest.scoring.n_samples,
         stride=manifest.scoring.stride,
         sample_seed=manifest.scoring.sample_seed,
+        score_kind=manifest.scoring.score_kind,
+        smoothing=manifest.scoring.smoothing,
         device=_device(device),
         name=manifest.name,
         version=manifest.version,

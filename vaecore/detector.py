@@ -5,10 +5,21 @@ decoder's Gaussian, averaged over L latent samples, or decoded from the posterio
 L = 0. The L noise vectors are drawn once from `sample_seed` and shared by every window, so
 a window's score does not depend on the batch it travelled in: stream and backfill agree.
 
-Windows longer than the model's length are cut into overlapping sub-windows (the last one
-aligned to the end); every sub-window of every window in a call goes through the network
-in one batched pass, and point scores and reconstructions are averaged over the
-sub-windows covering each point.
+Point score kinds (`score_kind`, recorded in the manifest): "nll" is the negative
+log-likelihood above; "error" is the squared reconstruction error in normalised units,
+which ignores the decoder's variance: on server metrics the learned per-point variance
+widens around a burst and "explains away" the anomaly (docs/quality.md).
+
+The step score is the mean point score over the observed channels; the score the worker
+alerts on is its rolling mean over `smoothing` steps (the series' period; `vaecore.
+smoothing`), carried across the windows of a series by a `ScoreHistory`.
+
+Windows longer than the model's length are cut into sub-windows every `stride` steps (the
+last one aligned to the end); every sub-window of every window in a call goes through the
+network in one batched pass, and point scores and reconstructions are averaged over the
+sub-windows covering each point. With `stride == window` (the default of new models) a
+point's score depends only on its own sub-window, so a series scored as one long array and
+the same series streamed in windows of a multiple of the model window agree exactly.
 
 Correction (Donut's MCMC imputation, deterministic variant): flagged and missing points
 are replaced by the reconstruction; the corrected window is re-encoded a few times and only
@@ -29,6 +40,7 @@ from vaecore.device import autocast_for, select_device, to_device
 from vaecore.fit import prepare_batch
 from vaecore.network import ConvVAE, gaussian_nll
 from vaecore.scaler import ChannelScaler
+from vaecore.smoothing import ScoreHistory, SeriesLink, trailing
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -50,10 +62,14 @@ class Thresholds:
         return cls(float("inf"), np.full(n_channels, np.inf))
 
 
+SCORE_KINDS = ("nll", "error")
+
+
 @dataclass(frozen=True)
 class WindowScores:
-    point: np.ndarray  # (T, C) NLL per point and channel; NaN where the input was missing
-    step: np.ndarray  # (T,) mean over observed channels of `point`; NaN if none observed
+    point: np.ndarray  # (T, C) point score (NLL or squared error); NaN where input was missing
+    raw_step: np.ndarray  # (T,) mean over observed channels of `point`; NaN if none observed
+    step: np.ndarray  # (T,) rolling mean of raw_step over `smoothing` steps (trailing)
     channel: np.ndarray  # (C,) mean over time of `point` per channel
     score: float  # max of `step` (NaN if nothing was observed)
     expected: np.ndarray  # (T, C) reconstruction mean in raw units
@@ -99,6 +115,8 @@ class Detector:
     thresholds: Thresholds | None = None
     n_samples: int = 0
     stride: int | None = None
+    score_kind: str = "nll"  # point score: "nll" | "error" (see module docstring)
+    smoothing: int = 1  # steps of the rolling mean over step scores; 1 = none
     sample_seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     max_batch: int = 512
@@ -113,7 +131,11 @@ class Detector:
         if isinstance(self.device, str):
             self.device = select_device(self.device)
         if self.stride is None:
-            self.stride = max(1, self.window // 2)  # // 4: same AUC-PR (±0.003), 1.7x compute
+            self.stride = self.window  # aligned sub-windows: stream == backfill (docstring)
+        if self.score_kind not in SCORE_KINDS:
+            raise ValueError(f"score_kind must be one of {SCORE_KINDS}")
+        if self.smoothing < 1:
+            raise ValueError("smoothing must be >= 1")
         self.model.to(self.device).eval()
         gen = torch.Generator().manual_seed(self.sample_seed)
         self._eps = torch.randn(max(self.n_samples, 1), self.model.cfg.latent_dim, generator=gen)
@@ -200,12 +222,21 @@ class Detector:
     def _overlap_add(
         self, parts: np.ndarray, starts: np.ndarray, length: int
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(3, n, S, W, C) sub-window NLL/mean/logvar -> per window (NLL, mean, std), averaged."""
+        """(3, n, S, W, C) sub-window NLL/mean/logvar -> per window (NLL, mean, std), averaged.
+
+        Tiled scoring (stride == window): the end-aligned last sub-window only fills the
+        steps no aligned sub-window covers, so every other step depends on its own aligned
+        sub-window alone, however long the array it arrived in.
+        """
         acc = np.zeros((3, parts.shape[1], length, parts.shape[4]), dtype=np.float32)
         count = np.zeros((length, 1), dtype=np.float32)
+        tiled = self.stride == self.window
+        covered = 0  # steps already covered by earlier sub-windows
         for j, start in enumerate(starts):
-            acc[:, :, start : start + self.window] += parts[:, :, j]
-            count[start : start + self.window] += 1
+            skip = max(0, covered - start) if tiled else 0
+            acc[:, :, start + skip : start + self.window] += parts[:, :, j, skip:]
+            count[start + skip : start + self.window] += 1
+            covered = start + self.window
         acc /= count
         expected = self.scaler.inverse_transform(acc[1])  # float64, raw units
         std = np.exp(0.5 * acc[2].astype(np.float64)) * self.scaler.scale
@@ -221,40 +252,83 @@ class Detector:
                 raise ValueError(f"window of {len(w)} steps is shorter than {self.window}")
 
     # --- public surface -------------------------------------------------------------
-    def score(self, windows: Sequence[np.ndarray]) -> list[WindowScores]:
-        """Score raw windows (T_i >= window, C) with NaN = missing, in one batched pass."""
+    def score(
+        self,
+        windows: Sequence[np.ndarray],
+        links: Sequence[SeriesLink | None] | None = None,
+        history: ScoreHistory | None = None,
+    ) -> list[WindowScores]:
+        """Score raw windows (T_i >= window, C) with NaN = missing, in one batched pass.
+
+        `links` place each window in its series and `history` carries each series' recent
+        raw step scores, so the rolling mean runs on across windows (applied in input order).
+        Without them every window is scored as the start of its series.
+        """
         if not windows:
             return []
         self._check(windows)
-        th = self.active_thresholds
+        per_point = self._per_point(windows)
         out = []
-        for w, (nll, expected, std) in zip(windows, self._per_point(windows), strict=True):
-            observed = ~np.isnan(w)
-            point = np.where(observed, nll, np.nan)
-            counts = observed.sum(axis=1)
-            step = np.full(len(w), np.nan)
-            has = counts > 0
-            step[has] = np.nansum(point[has], axis=1) / counts[has]
-            with np.errstate(invalid="ignore"):
-                ch_counts = observed.sum(axis=0)
-                channel = np.where(
-                    ch_counts > 0, np.nansum(point, axis=0) / np.maximum(ch_counts, 1), np.nan
-                )
-            score = float(np.nanmax(step)) if has.any() else float("nan")
-            flagged = observed & (np.nan_to_num(point, nan=-np.inf) > th.point[None, :])
-            out.append(
-                WindowScores(
-                    point=point,
-                    step=step,
-                    channel=channel,
-                    score=score,
-                    expected=expected,
-                    expected_std=std,
-                    is_anomaly=bool(has.any() and score > th.window),
-                    flagged=flagged,
-                )
-            )
+        for i, (w, (nll, expected, std)) in enumerate(zip(windows, per_point, strict=True)):
+            link = links[i] if links is not None else None
+            out.append(self._window_scores(w, nll, expected, std, link, history))
         return out
+
+    def _point_scores(self, w: np.ndarray, nll: np.ndarray, expected: np.ndarray) -> np.ndarray:
+        observed = ~np.isnan(w)
+        if self.score_kind == "error":
+            z = (w - expected) / self.scaler.scale
+            return np.where(observed, z * z, np.nan)
+        return np.where(observed, nll, np.nan)
+
+    def _smoothed(
+        self, raw_step: np.ndarray, link: SeriesLink | None, history: ScoreHistory | None
+    ) -> np.ndarray:
+        k = self.smoothing
+        if k <= 1:
+            return raw_step
+        if link is None or history is None:
+            return trailing(raw_step, k)
+        tail = history.before(link, k)
+        history.record(link, tail, raw_step, k)
+        return trailing(raw_step, k, tail)
+
+    def _window_scores(
+        self,
+        w: np.ndarray,
+        nll: np.ndarray,
+        expected: np.ndarray,
+        std: np.ndarray,
+        link: SeriesLink | None,
+        history: ScoreHistory | None,
+    ) -> WindowScores:
+        th = self.active_thresholds
+        observed = ~np.isnan(w)
+        point = self._point_scores(w, nll, expected)
+        counts = observed.sum(axis=1)
+        raw_step = np.full(len(w), np.nan)
+        has = counts > 0
+        raw_step[has] = np.nansum(point[has], axis=1) / counts[has]
+        step = self._smoothed(raw_step, link, history)
+        with np.errstate(invalid="ignore"):
+            ch_counts = observed.sum(axis=0)
+            channel = np.where(
+                ch_counts > 0, np.nansum(point, axis=0) / np.maximum(ch_counts, 1), np.nan
+            )
+        finite = np.isfinite(step)
+        score = float(np.max(step[finite])) if finite.any() else float("nan")
+        flagged = observed & (np.nan_to_num(point, nan=-np.inf) > th.point[None, :])
+        return WindowScores(
+            point=point,
+            raw_step=raw_step,
+            step=step,
+            channel=channel,
+            score=score,
+            expected=expected,
+            expected_std=std,
+            is_anomaly=bool(finite.any() and score > th.window),
+            flagged=flagged,
+        )
 
     def correct(
         self, windows: Sequence[np.ndarray], scores: Sequence[WindowScores], rounds: int = 3

@@ -3,14 +3,21 @@
 Each area registers its own sub-commands (`register(subparsers)`), so this module only
 dispatches and turns expected failures into a one-line message and a non-zero exit:
 a user never sees a Python traceback for a mistake of theirs.
+
+Lazily: importing every area's module costs ~3 s (torch, scipy, scikit-learn), which
+`vaewatch --help` or `vaewatch worker --help` should not pay. `SUBCOMMANDS` names each
+sub-command's area and one-line help; only the area of the command being run is imported,
+the others appear as stubs that carry their help line.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from vaewatch import __version__
 from vaewatch.errors import VaewatchError
@@ -26,11 +33,46 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from schemas.cli import register as register_schemas
-    from training.cli import register as register_training
-    from worker.cli import register as register_worker
+# sub-command -> (module whose `register(subparsers)` defines it, the line `--help` shows)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("training.cli", "train, calibrate, evaluate and publish a model version"),
+    "score": (
+        "training.cli",
+        "score CSV series offline; writes OUT/<dataset>/<series>/scores.csv",
+    ),
+    "evaluate": (
+        "training.cli",
+        "score labelled test.csv files and print detection metrics (JSON)",
+    ),
+    "models": ("training.cli", "inspect the registry and move the production alias"),
+    "worker": (
+        "worker.cli",
+        "the streaming worker: sensor windows in, anomaly events and corrected windows out",
+    ),
+    "replay": ("worker.cli", "produce sensor windows cut from CSV series into a topic"),
+    "broker": ("worker.cli", "run the embedded Kafka-compatible broker (Tansu)"),
+    "schemas": ("schemas.cli", "export the JSON Schemas of the wire formats"),
+}
 
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The sub-command named in `argv`: the first word that is one (top-level options take
+    values such as DEBUG or json, never a command name)."""
+    return next((word for word in argv if word in SUBCOMMANDS), None)
+
+
+def _register(sub: argparse._SubParsersAction[Any], command: str | None) -> None:
+    """The area of `command` registers its sub-commands for real; the rest are stubs."""
+    area = SUBCOMMANDS[command][0] if command else None
+    if area is not None:
+        importlib.import_module(area).register(sub)
+    for name, (module, text) in SUBCOMMANDS.items():
+        if module != area:
+            sub.add_parser(name, help=text, description=text)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with `command`'s area loaded (None: only the list of sub-commands)."""
     parser = _Parser(
         prog="vaewatch",
         description=(
@@ -52,9 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto = console on a terminal, JSON lines otherwise",
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
-    register_training(sub)
-    register_worker(sub)
-    register_schemas(sub)
+    _register(sub, command)
     return parser
 
 
@@ -71,7 +111,8 @@ def _stdout_closed() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     if args.log_level.upper() not in LOG_LEVELS:
         parser.error(

@@ -17,9 +17,9 @@ import time
 from types import FrameType
 
 import structlog
-import torch
 
 from vaewatch.errors import BrokerError
+from vaewatch.threads import apply_torch_threads
 from worker.kafka_edge import KafkaSink, KafkaSource, check_reachable, ensure_topics
 from worker.loop import WorkerLoop
 from worker.model_watcher import ModelWatcher
@@ -70,8 +70,7 @@ def _connect(
 
 def run_worker(settings: WorkerSettings) -> int:
     structlog.contextvars.bind_contextvars(group=settings.group_id, input=settings.input_topic)
-    if not torch.cuda.is_available():
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    threads = apply_torch_threads(settings.torch_threads)
     stop = threading.Event()
     _install_signals(stop)
     metrics, health = Metrics(), Health()
@@ -89,7 +88,13 @@ def run_worker(settings: WorkerSettings) -> int:
         on_reload,
         waiting=waiting,
     )
-    log.info("worker_starting", settings=settings.safe_dump())
+    log.info(
+        "worker_starting",
+        settings=settings.safe_dump(),
+        torch_threads=threads.threads,
+        torch_threads_from=threads.source,
+        usable_cpus=threads.usable_cpus,
+    )
     watcher.check_once()  # no model yet: says why at once, then every WAIT_LOG_INTERVAL_S
     watcher.start()
     connected = _connect(settings, stop, waiting, health)

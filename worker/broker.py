@@ -3,22 +3,53 @@
 For local work, `make run` and the integration tests. Tansu exits 0 without a word when
 its port is taken, so the port is checked first; the broker is stopped by PID (and at
 interpreter exit), so a crashed test run leaves no stray process behind.
+
+atexit does not run when the parent is SIGKILLed (an OOM kill, `kill -9`, a CI timeout), so
+on Linux the child also asks the kernel for a parent-death signal (`PR_SET_PDEATHSIG`):
+it gets SIGTERM the moment the thread that started it dies. It runs in its own process
+group, so a Ctrl-C in the terminal reaches only the parent, which then stops it in order.
+Elsewhere (macOS) only the atexit path applies.
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from vaewatch.errors import BrokerError
 
 START_TIMEOUT_S = 20.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A `preexec_fn` (runs in the child, before exec) that sets PR_SET_PDEATHSIG; Linux only.
+
+    If the parent died between fork and prctl, the signal will never come: exit at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    prctl = libc.prctl
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return preexec
 
 
 def free_port() -> int:
@@ -46,6 +77,12 @@ def broker_binary() -> Path:
 
 
 class EmbeddedBroker:
+    """Tansu on `port` (a free one by default), stopped by `stop()`, at exit, or with us.
+
+    Start it from a thread that lives as long as the broker should (the main thread): the
+    parent-death signal follows the starting thread, not the process.
+    """
+
     def __init__(
         self, port: int | None = None, storage: str | None = None, env: dict[str, str] | None = None
     ) -> None:
@@ -79,7 +116,14 @@ class EmbeddedBroker:
             cmd += ["--storage-engine", self.storage]
         env = {**os.environ, **(self.env or {})}
         with self._log.open("wb") as log:
-            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self._proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                process_group=0,
+                preexec_fn=_die_with_parent(os.getpid()),
+            )
         atexit.register(self.stop)
         self._wait_ready()
         return self

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 import structlog
 
 from vaecore import Detector
+from vaecore.smoothing import ScoreHistory
 from vaewatch.errors import BrokerError
 from worker.observability import Health, Metrics
 from worker.pipeline import (
@@ -107,6 +108,8 @@ class WorkerLoop:
         # one revoked-partitions set per batch not yet checkpointed (scoring, sent, ...)
         self._open: list[set[TopicPartition]] = []
         self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaewatch-score")
+        # recent step scores per series (in memory): only the one scoring thread touches it
+        self.history = ScoreHistory()
 
     # --- collecting -------------------------------------------------------------------
     def collect(self, stop: threading.Event, idle_ms: int = 200) -> list[InRecord]:
@@ -157,19 +160,22 @@ class WorkerLoop:
     def _note_revoked(self, revoked: set[TopicPartition]) -> None:
         for pending in self._open:  # no batch not yet checkpointed may commit these
             pending |= revoked
+        self.metrics.forget_partitions(revoked)  # their new owner reports their lag
 
     def _score(
         self, batch: list[InRecord], detector: Detector, revoked: set[TopicPartition]
     ) -> _InFlight:
         started = time.perf_counter()
-        out = process_batch(batch, detector, self.topics, self.max_message_bytes)
+        out = process_batch(
+            batch, detector, self.topics, self.max_message_bytes, history=self.history
+        )
         return _InFlight(batch, out, started, revoked)
 
     def _submit(self, batch: list[InRecord], detector: Detector) -> _Scoring:
         """Decode here, score on the scoring thread; the caller goes on with other batches."""
         started = time.perf_counter()
         decoded = decode_batch(batch, detector, self.topics, self.max_message_bytes)
-        future = self._scorer.submit(score_batch, decoded, detector)
+        future = self._scorer.submit(score_batch, decoded, detector, None, self.history)
         return _Scoring(batch, detector, self._opened(), started, future)
 
     def _finish(self, scoring: _Scoring) -> _InFlight:
@@ -242,8 +248,7 @@ class WorkerLoop:
         if time.monotonic() - self._last_lag < LAG_EVERY_S:
             return
         self._last_lag = time.monotonic()
-        for (topic, partition), lag in self.source.lag().items():
-            self.metrics.lag.labels(topic=topic, partition=str(partition)).set(lag)
+        self.metrics.set_lag(self.source.lag(), self.source.assignment())
 
     def _serving_model(self) -> Detector | None:
         detector = self.detector()

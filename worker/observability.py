@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -84,6 +85,25 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self._lag_labels: set[tuple[str, int]] = set()  # (topic, partition) with a lag gauge
+
+    def set_lag(self, lags: dict[tuple[str, int], int], assigned: set[tuple[str, int]]) -> None:
+        """Lag per partition this member owns; gauges of partitions it no longer owns go.
+
+        A gauge left behind keeps its last value forever, so after a rebalance two members
+        would both report a partition and `sum by (partition)` would over-count its lag.
+        """
+        for (topic, partition), lag in lags.items():
+            self.lag.labels(topic=topic, partition=str(partition)).set(lag)
+            self._lag_labels.add((topic, partition))
+        self.forget_partitions(self._lag_labels - assigned)
+
+    def forget_partitions(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Drop the lag gauges of revoked partitions (their new owner reports them)."""
+        for topic, partition in list(partitions):
+            if (topic, partition) in self._lag_labels:
+                self.lag.remove(topic, str(partition))
+                self._lag_labels.discard((topic, partition))
 
     def set_model(self, name: str, version: str) -> None:
         self.model_info.clear()

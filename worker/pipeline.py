@@ -30,6 +30,7 @@ from schemas.messages import (
     severity,
 )
 from vaecore import Detector, WindowScores
+from vaecore.smoothing import ScoreHistory, SeriesLink
 from worker.records import InRecord, OutRecord
 
 
@@ -113,17 +114,32 @@ def decode_batch(
     return DecodedBatch(slots, dead)
 
 
+def series_link(window: DecodedWindow) -> SeriesLink:
+    """The window's place in its series, in epoch milliseconds: [start, start + T * interval)."""
+    start = int(window.start.timestamp() * 1000)
+    end = start + window.interval_ms * len(window.values)
+    return SeriesLink(window.series_id, start, end, window.interval_ms)
+
+
 def score_batch(
-    decoded: DecodedBatch, detector: Detector, clock: Callable[[], float] | None = None
+    decoded: DecodedBatch,
+    detector: Detector,
+    clock: Callable[[], float] | None = None,
+    history: ScoreHistory | None = None,
 ) -> ScoredBatch:
-    """All valid windows in one `Detector.score` and one `Detector.correct` call."""
+    """All valid windows in one `Detector.score` and one `Detector.correct` call.
+
+    `history` carries each series' recent step scores from batch to batch (the rolling mean
+    the thresholds apply to runs on across windows); only the scoring thread touches it.
+    """
     valid = [s for s in decoded.slots if isinstance(s, _Valid)]
     scored: dict[int, tuple[WindowScores, np.ndarray, np.ndarray]] = {}
     seconds = 0.0
     if valid:
         tick = clock or time.perf_counter
         started = tick()
-        scores = detector.score([v.values for v in valid])
+        links = [series_link(v.window) for v in valid]
+        scores = detector.score([v.values for v in valid], links, history)
         corrections = detector.correct([v.values for v in valid], scores)
         seconds = tick() - started
         for v, sc, c in zip(valid, scores, corrections, strict=True):
@@ -192,7 +208,8 @@ def process_batch(
     max_bytes: int,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     clock: Callable[[], float] | None = None,
+    history: ScoreHistory | None = None,
 ) -> BatchOutput:
     """The three stages in one call (the worker loop runs them on two threads)."""
     decoded = decode_batch(records, detector, topics, max_bytes)
-    return encode_batch(score_batch(decoded, detector, clock), detector, topics, now)
+    return encode_batch(score_batch(decoded, detector, clock, history), detector, topics, now)

@@ -60,6 +60,12 @@ class WorkerSettings(BaseSettings):
     wait_log_interval_s: float = Field(
         15.0, gt=0, description="seconds between `waiting_for` log lines (no model, no broker)"
     )
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        description="torch CPU threads; 0 = auto: OMP_NUM_THREADS if set, else the CPUs the "
+        "affinity mask and cgroup CPU quota allow",
+    )
 
     # --- batching, limits, timeouts -------------------------------------------------------
     max_batch: int = Field(256, ge=1, le=65536, description="max windows per micro-batch")

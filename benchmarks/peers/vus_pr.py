@@ -1,10 +1,13 @@
 """Runs inside benchmarks/.peers-venv (numpy<2 + tsb-ad): VUS-PR with TSB-AD's own code.
 
 usage: python vus_pr.py IN.npz N [SLIDING_WINDOW]
-IN.npz holds score_i and label_i for i < N. Prints one JSON list of N floats (or null).
-The sliding window defaults to TSB-AD's own choice, `find_length_rank(score, rank=1)` on the
-series, as its benchmark runner does (on the data; here the score stands in when no data
-is passed, which is what `training.vus` documents).
+IN.npz holds score_i, label_i and, optionally, data_i (the series' first channel) for i < N.
+Prints one JSON list of N floats (or null).
+The sliding window (VUS-PR's buffer) is TSB-AD's own choice, as its runners
+(`Run_Detector_U.py`, `Run_Detector_M.py`) make it: `find_length_rank` of the series' first
+channel, once per series, so every method scored on that series gets the same window. It
+is never taken from a method's score: a smooth score would then buy itself a wider buffer.
+A fixed SLIDING_WINDOW overrides it; without data_i the TSB-AD fallback of 100 is used.
 VUS-PR comes from `generate_curve`, the very call `get_metrics` makes for it, without the
 threshold-dependent metrics `get_metrics` also computes (R-based F1 and Affiliation-F
 dominate its run time and are not used here). Progress goes to stderr.
@@ -20,13 +23,11 @@ from TSB_AD.evaluation.basic_metrics import generate_curve
 VERSION, THRESHOLDS = "opt", 250  # get_metrics' defaults
 
 
-def sliding_window(score: np.ndarray) -> int:
-    try:
-        from TSB_AD.utils.slidingWindows import find_length_rank
+def sliding_window(first_channel: np.ndarray) -> int:
+    """TSB-AD's runners: `find_length_rank(data[:, 0].reshape(-1, 1), rank=1)`."""
+    from TSB_AD.utils.slidingWindows import find_length_rank
 
-        return int(find_length_rank(score, rank=1))
-    except Exception:
-        return 100
+    return int(find_length_rank(first_channel.reshape(-1, 1), rank=1))
 
 
 def main() -> None:
@@ -40,7 +41,12 @@ def main() -> None:
         if label.sum() == 0 or label.sum() == len(label):
             out.append(None)
             continue
-        window = fixed or sliding_window(score)
+        if fixed:
+            window = fixed
+        elif f"data_{i}" in data.files:
+            window = sliding_window(data[f"data_{i}"].astype(float))
+        else:
+            window = 100
         *_, vus_pr = generate_curve(label, score, window, VERSION, THRESHOLDS)
         out.append(float(vus_pr))
     print(json.dumps(out))

@@ -364,3 +364,52 @@ def test_events_carry_points_channels_and_deterministic_ids(tiny_detector: Detec
     corrected = next(orjson.loads(r.value) for r in first.records if r.topic == "corrected")
     assert [10, 3] in corrected["corrected"]
     assert abs(corrected["values"][10][3] - table.values[310, 3]) < 5.0
+
+
+@dataclass
+class LaggingSource(FakeSource):
+    """Reports lag for what it owns; `owned` shrinks when a partition is revoked."""
+
+    owned: set[TopicPartition] = field(default_factory=lambda: {("in", 0), ("in", 1)})
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.owned)
+
+    def lag(self) -> dict[TopicPartition, int]:
+        return {tp: 10 + tp[1] for tp in self.owned}
+
+    def revoke(self, tp: TopicPartition) -> None:
+        self.owned.discard(tp)
+        self._revoked.add(tp)
+
+
+def lag_gauge(loop: WorkerLoop, partition: int) -> float | None:
+    labels = {"topic": "in", "partition": str(partition)}
+    return loop.metrics.registry.get_sample_value("vaewatch_consumer_lag", labels)
+
+
+def test_lag_gauges_of_revoked_partitions_are_removed(tiny_detector: Detector) -> None:
+    source = LaggingSource(records(tiny_detector, 4))
+    loop = make_loop(source, FakeSink(source.log), tiny_detector)
+    loop._update_lag()
+    assert (lag_gauge(loop, 0), lag_gauge(loop, 1)) == (10, 11)
+    source.revoke(("in", 1))
+    loop.collect(threading.Event())  # the poll that runs the rebalance
+    assert lag_gauge(loop, 1) is None, "a revoked partition's gauge would be summed twice"
+    assert lag_gauge(loop, 0) == 10
+    loop._last_lag = 0.0
+    loop._update_lag()
+    assert lag_gauge(loop, 1) is None
+
+
+def test_lag_gauges_of_partitions_lost_without_a_callback_go_at_the_next_update(
+    tiny_detector: Detector,
+) -> None:
+    source = LaggingSource(records(tiny_detector, 2))
+    loop = make_loop(source, FakeSink(source.log), tiny_detector)
+    loop._update_lag()
+    source.owned.discard(("in", 0))  # e.g. the consumer lost the group without a revocation
+    loop._last_lag = 0.0
+    loop._update_lag()
+    assert lag_gauge(loop, 0) is None
+    assert lag_gauge(loop, 1) == 11
