@@ -159,9 +159,11 @@ def processes(
         and item.originalname == "test_bad_arguments_exit_2_with_one_line_and_no_traceback"
     ]
 
+    places = {case: tmp_path_factory.mktemp(case) for case in selected}  # not thread-safe
+
     def run(case: str) -> subprocess.CompletedProcess[str]:
         argv, env = CASES[case]
-        return run_vaewatch(argv, env, tmp_path_factory.mktemp(case))
+        return run_vaewatch(argv, env, places[case])
 
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         return dict(zip(selected, pool.map(run, selected), strict=True))
