@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?= --profile
 
-.PHONY: run test lint typecheck pytest install bench bench-threads bench-quality soak audit lock schemas clean help
+.PHONY: run run-readme test lint typecheck pytest install bench bench-threads bench-quality soak audit lock schemas clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,6 +26,10 @@ install: $(STAMP)  ## create .venv and install the project with dev extras
 
 run: $(STAMP)  ## the main job on embedded defaults (broker, train if needed, worker, replay, summary)
 	$(BIN)/python -m vaewatch.demo
+
+run-readme: $(STAMP)  ## make run from a fresh model, and put its summary into README.md
+	rm -rf models/default
+	$(BIN)/python -m vaewatch.demo --update-readme
 
 test: lint typecheck pytest  ## the whole suite: ruff, mypy, unit + integration tests against a real broker
 

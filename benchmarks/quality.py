@@ -337,6 +337,8 @@ def main() -> int:
             row.update(auc_pr=auc_pr(score, labels), best_f1=best_f1(score, labels))
             if method_name == "vaewatch":
                 row["f1_at_threshold"] = f1_at(flags, labels)
+                row["alarm_rate"] = float(np.mean(flags))
+                row["labelled_rate"] = float(np.mean(labels))
             rows.append(row)
             pairs.append((score, labels))
             first_channels.append(test_values[:, 0])
@@ -386,7 +388,14 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
                     if (v := [r[k] for r in sel if r.get(k) is not None])
                     else None
                 )
-                for k in ("vus_pr", "auc_pr", "best_f1", "f1_at_threshold")
+                for k in (
+                    "vus_pr",
+                    "auc_pr",
+                    "best_f1",
+                    "f1_at_threshold",
+                    "alarm_rate",
+                    "labelled_rate",
+                )
             }
             out[ds][m]["n_series"] = float(len(sel))
     return out
@@ -410,10 +419,35 @@ def markdown_tables(summary: dict[str, dict[str, dict[str, float | None]]]) -> s
             n = int(by_method[methods[0]]["n_series"] or 0)
             out.append(f"| {ds} ({n}) | " + " | ".join(cells) + " |")
         out.append("")
+    out += [calibration_table(summary), ""]
     return "\n".join(out)
 
 
+def calibration_table(summary: dict[str, dict[str, dict[str, float | None]]]) -> str:
+    """vaewatch at its calibrated threshold, per family: what the worker would alert on."""
+    lines = [
+        "### vaewatch at its calibrated threshold",
+        "",
+        "| dataset (series) | F1 at threshold | best F1 | ratio | alarm rate | labelled rate "
+        "| alarm / labelled |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for ds, by_method in summary.items():
+        v = by_method.get("vaewatch")
+        if not v or v["f1_at_threshold"] is None or not v["best_f1"]:
+            continue
+        f1, best = v["f1_at_threshold"], v["best_f1"]
+        alarm, labelled = v["alarm_rate"] or 0.0, v["labelled_rate"] or 0.0
+        lines.append(
+            f"| {ds} ({int(v['n_series'] or 0)}) | {f1:.3f} | {best:.3f} | {f1 / best:.2f} "
+            f"| {alarm:.3f} | {labelled:.3f} | {alarm / max(labelled, 1e-9):.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def print_tables(summary: dict[str, dict[str, dict[str, float | None]]]) -> None:
+    print("\n" + calibration_table(summary))
+
     def f(x: float | None) -> str:
         return "  -  " if x is None else f"{x:.3f}"
 

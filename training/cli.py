@@ -179,15 +179,16 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--variance",
         choices=["point", "channel"],
-        default="point",
-        help="decoder variance per point (default) or one per channel",
+        default=TrainOptions.variance,
+        help=f"decoder variance: one per channel, or per point (default {TrainOptions.variance})",
     )
-    p.add_argument("--threshold-method", choices=["pot", "quantile"], default="pot")
+    p.add_argument("--threshold-method", choices=["pot", "quantile"], default=TrainOptions.method)
     p.add_argument(
         "--false-alarm-rate",
         type=argtypes.open_fraction,
-        default=1e-3,
-        help="per-step target, between 0 and 1 (default 1e-3)",
+        default=TrainOptions.risk,
+        help="per-step target of the smoothed score, between 0 and 1 "
+        f"(default {TrainOptions.risk})",
     )
     p.add_argument("--max-steps", type=argtypes.positive_int, default=None, help=argparse.SUPPRESS)
     p.add_argument(

@@ -88,6 +88,7 @@ def save_artifact(
             sample_seed=detector.sample_seed,
             score_kind="error" if detector.score_kind == "error" else "nll",
             smoothing=detector.smoothing,
+            period=detector.period,
         ),
         thresholds=ManifestThresholds(
             window=float(th.window),
@@ -183,6 +184,7 @@ def load_artifact(path: Path, device: str = "auto") -> Detector:
         sample_seed=manifest.scoring.sample_seed,
         score_kind=manifest.scoring.score_kind,
         smoothing=manifest.scoring.smoothing,
+        period=manifest.scoring.period,
         device=_device(device),
         name=manifest.name,
         version=manifest.version,

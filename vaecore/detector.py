@@ -117,6 +117,7 @@ class Detector:
     stride: int | None = None
     score_kind: str = "nll"  # point score: "nll" | "error" (see module docstring)
     smoothing: int = 1  # steps of the rolling mean over step scores; 1 = none
+    period: int | None = None  # dominant period of the training data (recorded, not used)
     sample_seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     max_batch: int = 512

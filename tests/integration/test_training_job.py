@@ -71,13 +71,18 @@ def test_train_publish_promote_score_evaluate_and_gate(
 def test_the_gate_refuses_a_worse_candidate(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """On the NAB sample a trained model beats an untrained one by more than the tolerance."""
+    """A trained model beats an untrained, unsmoothed one by more than the tolerance.
+
+    (Untrained but smoothed is no longer clearly worse on this easy artificial series:
+    AUC-PR 0.89 vs 0.90 - the rolling mean alone finds its jump.)
+    """
     reg = str(tmp_path / "registry")
     nab = str(SAMPLE / "nab")
     common = ["--data", nab, "--registry", reg, "--model", "nab", "--no-progress"]
     code, out = cli(capsys, "train", *common, "--promote")
     assert code == 0, out
-    code, out = cli(capsys, "train", *common, "--max-steps", "1", "--promote")
+    worse = ["--max-steps", "1", "--smoothing", "1"]
+    code, out = cli(capsys, "train", *common, *worse, "--promote")
     assert code == 4, out
     gate = json.loads(out)["gate"]
     assert gate["decision"] == "kept"

@@ -221,3 +221,39 @@ def test_a_broken_new_version_is_refused_and_the_old_one_keeps_serving(
     assert {orjson.loads(r.value)["model"]["version"] for r in corrected} == {"1"}
     assert "checksum mismatch" in worker.log_text()
     assert np.isfinite([orjson.loads(r.value)["score"] for r in corrected]).all()
+
+
+def test_streamed_window_scores_equal_the_backfill_of_the_series(
+    kafka_bootstrap: str, topics: Any, tmp_path: Path, tiny_detector: Detector
+) -> None:
+    """The smoothed score carries across windows: the stream matches `score` of the CSV."""
+    from dataclasses import replace
+
+    from training.backfill import score_table
+    from vaecore.smoothing import trailing
+    from worker.replay import load_replay_tables
+
+    k = 48
+    smoothed = replace(tiny_detector, stride=tiny_detector.window, smoothing=k)
+    root = tmp_path / "registry"
+    publish(smoothed, root, "default")
+    worker = start_worker(kafka_bootstrap, topics, root, tmp_path / "worker.log")
+    try:
+        sent = replay(kafka_bootstrap, topics.input, stride=128)  # contiguous windows
+        corrected = read_topic(kafka_bootstrap, topics.corrected, sent, timeout_s=90)
+    finally:
+        worker.stop()
+    [table] = load_replay_tables([SMD], "test")
+    offline = Detector.from_artifact(Registry(root).resolve("default").path, "cpu")
+    backfill = score_table(offline, table, correct=False).step  # the centred view
+    [whole] = offline.score([table.values])
+    stream_view = trailing(whole.raw_step, k)  # the same numbers, as the stream sees them
+    lead = (k - 1) // 2
+    np.testing.assert_allclose(backfill[: len(backfill) - lead], stream_view[lead:], rtol=1e-12)
+    starts = {w.window_id: w.start_row for w in series_windows(table, 128, 128)}
+    assert len(corrected) == sent
+    for record in corrected:
+        doc = orjson.loads(record.value)
+        lo = starts[doc["window_id"]]
+        expected = stream_view[lo : lo + 128].max()
+        assert doc["score"] == pytest.approx(expected, rel=1e-4, abs=1e-5), doc["window_id"]
