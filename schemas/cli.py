@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from schemas.manifest import ModelManifest
 from schemas.messages import AnomalyEvent, CorrectedWindow, SensorWindow
+from vaewatch.argtypes import output_directory
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "json"
 EXPORTED: dict[str, type[BaseModel]] = {
@@ -45,6 +46,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     actions = schemas.add_subparsers(dest="schemas_command", metavar="<action>", required=True)
     export = actions.add_parser("export", help="write one JSON Schema file per message format")
     export.add_argument(
-        "--out", default=str(DEFAULT_DIR), help=f"directory (default {DEFAULT_DIR})"
+        "--out",
+        type=output_directory,
+        default=str(DEFAULT_DIR),
+        help=f"directory (default {DEFAULT_DIR})",
     )
     export.set_defaults(func=_export)

@@ -62,7 +62,13 @@ def _check_grid(channels: Sequence[str], values: Sequence[Sequence[Reading]]) ->
 
 
 class SensorWindow(_Wire):
-    """Input, topic `sensor-windows`. `values` is time-major, one column per channel."""
+    """Input, topic `sensor-windows`. `values` is time-major, one column per channel.
+
+    Tolerant reader: unknown top-level fields are accepted, ignored for scoring and passed
+    through unchanged on the corrected window; `schema_version` must still be 1.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, allow_inf_nan=False)
 
     schema_version: Literal[1]
     window_id: Id
@@ -128,7 +134,14 @@ class AnomalyEvent(_Wire):
 
 
 class CorrectedWindow(_Wire):
-    """Output, topic `corrected-windows`, one per valid input window."""
+    """Output, topic `corrected-windows`, one per valid input window.
+
+    Unknown top-level fields of the input window are carried over unchanged, except one
+    named like a field below that is not an input field (`corrected`, `is_anomaly`,
+    `score`, `model`, `source`): the worker's own value is written there.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, allow_inf_nan=False)
 
     schema_version: Literal[1]
     window_id: Id
@@ -176,6 +189,7 @@ class DecodedWindow:
     interval_ms: int
     channels: tuple[str, ...]
     values: np.ndarray  # (T, C) float64, NaN = missing
+    extra: dict[str, Any] | None = None  # unknown top-level fields, passed through as parsed
 
     @property
     def end(self) -> datetime:
@@ -388,13 +402,21 @@ def decode_window(raw: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedWind
     channels = _channels(doc)
     values = _values(_require(doc, "values"), len(channels))
     _check_end(start, interval, len(values))
-    unknown = doc.keys() - _INPUT_FIELDS
-    if unknown:
-        raise InvalidMessage("unknown_field", f"unexpected field `{sorted(unknown)[0][:40]}`")
-    return DecodedWindow(window_id, series_id, start, interval, channels, values)
+    return DecodedWindow(window_id, series_id, start, interval, channels, values, _extra(doc))
 
 
 _INPUT_FIELDS = frozenset(SensorWindow.model_fields)
+
+
+def _extra(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """Unknown top-level fields (contract §3.1: a producer may add fields), or None.
+
+    Every known field is required and was found, so the document holds extra fields
+    exactly when it holds more keys than that: the common case costs one comparison.
+    """
+    if len(doc) == len(_INPUT_FIELDS):
+        return None
+    return {k: v for k, v in doc.items() if k not in _INPUT_FIELDS}
 
 
 def _check_channels(window: DecodedWindow, model_channels: Sequence[str]) -> dict[str, int]:
@@ -522,6 +544,8 @@ def encode_corrected(
         "model": {"name": model.name, "version": model.version},
         "source": {"topic": source.topic, "partition": source.partition, "offset": source.offset},
     }
+    if window.extra:  # the input's unknown fields, unchanged; the worker's own fields win
+        doc.update({k: v for k, v in window.extra.items() if k not in doc})
     return orjson.dumps(doc, option=_DUMP)
 
 

@@ -4,47 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from training.job import EXIT_KEPT_OLD, TrainOptions, run_training_job
 from training.registry import Registry
-from vaewatch.errors import UserInputError
+from vaewatch import argtypes
+from vaewatch.errors import ModelError, UserInputError
 from vaewatch.threads import apply_torch_threads
 
-DURATION = re.compile(r"^(\d+)([smhdw])$")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
-
-
-def parse_duration(text: str) -> float:
-    match = DURATION.match(text.strip())
-    if not match:
-        raise UserInputError(f"--since {text!r}: use a number and a unit, e.g. 30m, 12h, 7d")
-    return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+log = structlog.get_logger(__name__)
 
 
 def _print_json(doc: Any) -> None:
@@ -52,7 +26,57 @@ def _print_json(doc: Any) -> None:
 
 
 # --- train -------------------------------------------------------------------------------
+def _check_train_args(args: argparse.Namespace) -> None:
+    """What argparse cannot check alone, before any data is read or any epoch runs."""
+    from vaecore import VAEConfig, select_device
+
+    if not args.data and not args.from_topic:
+        raise UserInputError("give --data PATH... or --from-topic TOPIC --since DURATION")
+    if args.channels and not args.from_topic:
+        raise UserInputError("--channels selects the windows of --from-topic; CSVs have theirs")
+    if args.channels and len(set(args.channels)) != len(args.channels):
+        raise UserInputError(f"--channels names a channel twice: {' '.join(args.channels)}")
+    try:
+        VAEConfig(n_channels=1, window=args.window)
+    except ValueError as exc:
+        raise UserInputError(f"--window: {exc}") from None
+    select_device(args.device)  # cuda without a CUDA device: refused now, not after training
+
+
+def _topic_channels(args: argparse.Namespace) -> tuple[list[str] | None, str]:
+    """The channels to keep from the topic: --channels, else those of the production model
+    being retrained, else None (the topic's own set, when it has only one)."""
+    if args.channels:
+        return list(args.channels), "--channels"
+    from vaecore.artifact import read_manifest
+
+    registry = Registry(args.registry)
+    try:
+        if registry.production(args.model) is None:
+            return None, "the topic"
+        resolved = registry.resolve(args.model)
+        channels = list(read_manifest(resolved.path).channels)
+    except ModelError as exc:
+        log.warning("production_model_unreadable", model=args.model, error=str(exc))
+        return None, "the topic"
+    return channels, f"production model {resolved.name}@{resolved.version}"
+
+
+def _training_paths(args: argparse.Namespace) -> tuple[list[Path], dict[str, Any] | None]:
+    """--data as given, or --from-topic read into CSVs, with the report of what was used."""
+    if not args.from_topic:
+        return [Path(p) for p in args.data], None
+    from training.topic_source import dump_topic_to_csv
+
+    channels, channels_from = _topic_channels(args)
+    out, selection = dump_topic_to_csv(
+        args.from_topic, args.since, args.bootstrap_servers, channels, channels_from, args.window
+    )
+    return [out], selection.report()
+
+
 def _train(args: argparse.Namespace) -> int:
+    _check_train_args(args)
     apply_torch_threads()
     opts = TrainOptions(
         window=args.window,
@@ -71,22 +95,14 @@ def _train(args: argparse.Namespace) -> int:
         smoothing=args.smoothing,
         progress=(not args.no_progress and sys.stderr.isatty()) or args.progress,
     )
-    paths = [Path(p) for p in args.data or []]
-    tmp_dir: Path | None = None
-    if args.from_topic:
-        from training.topic_source import dump_topic_to_csv
-
-        tmp_dir = dump_topic_to_csv(
-            args.from_topic, parse_duration(args.since), args.bootstrap_servers
-        )
-        paths = [tmp_dir]
-    if not paths:
-        raise UserInputError("give --data PATH... or --from-topic TOPIC --since DURATION")
+    paths, topic_report = _training_paths(args)
     try:
-        result = run_training_job(paths, Path(args.registry), args.model, opts, args.promote)
+        result = run_training_job(paths, args.registry, args.model, opts, args.promote)
     finally:  # the topic's CSV copy (vaewatch-topic-*) is scratch: gone however training ends
-        if tmp_dir is not None:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
+        if args.from_topic:
+            shutil.rmtree(paths[0], ignore_errors=True)
+    if topic_report is not None:
+        result.summary.setdefault("training_data", {})["from_topic"] = topic_report
     _print_json(result.summary)
     if result.exit_code == EXIT_KEPT_OLD:
         print(
@@ -109,27 +125,56 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
             "gate kept the old model, 2 bad input, 1 unexpected failure."
         ),
     )
-    p.add_argument("--data", nargs="+", metavar="PATH", help="folders or train.csv files")
-    p.add_argument("--registry", required=True, help="model registry directory")
-    p.add_argument("--model", required=True, help="model name in the registry")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--data", nargs="+", metavar="PATH", help="folders or train.csv files")
+    source.add_argument(
+        "--from-topic", metavar="TOPIC", type=argtypes.topic, help="train on windows of a topic"
+    )
+    p.add_argument(
+        "--registry",
+        required=True,
+        type=argtypes.output_directory,
+        help="model registry directory (created if missing)",
+    )
+    p.add_argument("--model", required=True, type=argtypes.model_name, help="model name")
     p.add_argument(
         "--window",
-        type=_positive_int,
+        type=argtypes.positive_int,
         default=TrainOptions.window,
-        help=f"model window in time steps (default {TrainOptions.window}); "
+        help=f"model window in time steps, a multiple of 8 (default {TrainOptions.window}); "
         "messages may be longer: they are scored in overlapping sub-windows",
     )
-    p.add_argument("--epochs", type=_positive_int, default=40, help="max epochs (default 40)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--promote", action="store_true", help="move `production` if the gate agrees")
-    p.add_argument("--tolerance", type=float, default=0.02, help="gate tolerance (default 0.02)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:n] (default auto)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="held-out tail of each series")
     p.add_argument(
-        "--max-windows", type=_positive_int, default=20000, help="cap on training windows"
+        "--epochs", type=argtypes.positive_int, default=40, help="max epochs (default 40)"
+    )
+    p.add_argument("--seed", type=argtypes.seed, default=0, help="random seed (default 0)")
+    p.add_argument("--promote", action="store_true", help="move `production` if the gate agrees")
+    p.add_argument(
+        "--tolerance",
+        type=argtypes.non_negative_float,
+        default=0.02,
+        help="gate tolerance (default 0.02)",
     )
     p.add_argument(
-        "--n-samples", type=int, default=0, help="latent samples L for scoring (0 = mean)"
+        "--device",
+        type=argtypes.device,
+        default="auto",
+        help="auto, cpu or cuda[:n] (default auto)",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=argtypes.open_fraction,
+        default=0.2,
+        help="held-out tail of each series, between 0 and 1 (default 0.2)",
+    )
+    p.add_argument(
+        "--max-windows", type=argtypes.positive_int, default=20000, help="cap on training windows"
+    )
+    p.add_argument(
+        "--n-samples",
+        type=argtypes.non_negative_int,
+        default=0,
+        help="latent samples L for scoring (0 = mean)",
     )
     p.add_argument(
         "--variance",
@@ -140,13 +185,26 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--threshold-method", choices=["pot", "quantile"], default=TrainOptions.method)
     p.add_argument(
         "--false-alarm-rate",
-        type=float,
+        type=argtypes.open_fraction,
         default=TrainOptions.risk,
-        help=f"per-step target of the smoothed score (default {TrainOptions.risk})",
+        help="per-step target of the smoothed score, between 0 and 1 "
+        f"(default {TrainOptions.risk})",
     )
-    p.add_argument("--max-steps", type=_positive_int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--from-topic", metavar="TOPIC", help="train on windows read from a topic")
-    p.add_argument("--since", default="7d", help="with --from-topic: how far back (e.g. 7d)")
+    p.add_argument("--max-steps", type=argtypes.positive_int, default=None, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--since",
+        type=argtypes.duration_seconds,
+        default="7d",
+        help="with --from-topic: how far back (e.g. 12h, 7d; default 7d)",
+    )
+    p.add_argument(
+        "--channels",
+        nargs="+",
+        metavar="NAME",
+        type=argtypes.channel_name,
+        help="with --from-topic: train on these channels (windows may carry more, in any "
+        "order; others are skipped). Default: the production model's, else the topic's one set",
+    )
     p.add_argument("--bootstrap-servers", default=None, help="with --from-topic (else env)")
     p.add_argument("--progress", action="store_true", help="force the progress bar")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -159,7 +217,7 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument(
         "--smoothing",
-        type=_non_negative_int,
+        type=argtypes.non_negative_int,
         default=TrainOptions.smoothing,
         help="steps of the rolling mean the thresholds apply to; 0 = the dominant period of "
         "the training data (default), 1 = no smoothing",
@@ -225,18 +283,36 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_registry(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry",
+        required=True,
+        type=argtypes.existing_directory,
+        help="model registry directory",
+    )
+
+
 def _add_scoring(sub: argparse._SubParsersAction[Any]) -> None:
     for name, func, text in [
         ("score", _score, "score CSV series offline; writes OUT/<dataset>/<series>/scores.csv"),
         ("evaluate", _evaluate, "score labelled test.csv files and print detection metrics (JSON)"),
     ]:
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("--registry", required=True, help="model registry directory")
-        p.add_argument("--model", required=True, help="NAME (production) or NAME@VERSION")
+        _add_registry(p)
+        p.add_argument(
+            "--model",
+            required=True,
+            type=argtypes.model_spec,
+            help="NAME (production) or NAME@VERSION",
+        )
         p.add_argument("--data", nargs="+", required=True, metavar="PATH", help="folders or CSVs")
-        p.add_argument("--device", default="auto", help="auto, cpu or cuda[:n]")
+        p.add_argument(
+            "--device", type=argtypes.device, default="auto", help="auto, cpu or cuda[:n]"
+        )
         if name == "score":
-            p.add_argument("--out", required=True, help="output directory")
+            p.add_argument(
+                "--out", required=True, type=argtypes.output_directory, help="output directory"
+            )
             p.add_argument("--split", default="test", choices=["test", "train"], help="which CSVs")
         else:
             p.add_argument("--no-vus", action="store_true", help="skip VUS-PR (tsb-ad bridge)")
@@ -286,9 +362,9 @@ def _models(args: argparse.Namespace) -> int:
 def _add_models(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser("models", help="inspect the registry and move the production alias")
     p.add_argument("action", choices=["list", "show", "promote", "rollback"])
-    p.add_argument("--registry", required=True, help="model registry directory")
-    p.add_argument("--model", required=True, help="model name")
-    p.add_argument("--version", help="for show / promote")
+    _add_registry(p)
+    p.add_argument("--model", required=True, type=argtypes.model_name, help="model name")
+    p.add_argument("--version", type=argtypes.version, help="for show / promote")
     p.set_defaults(func=_models)
 
 

@@ -2,8 +2,10 @@
 
 Failures sorted by what to do with them: a poison message is dead-lettered (pipeline); a
 broker that does not acknowledge is retried with backoff (loop); a bad model is refused
-and the old one keeps serving (watcher); no model at all keeps the worker unready and
-waiting; anything else is logged and the process exits non-zero for the orchestrator.
+and the old one keeps serving (watcher); no model yet, or a broker not up yet, keeps the
+worker unready and waiting, and says why every WAIT_LOG_INTERVAL_S (`worker.waiting`);
+settings that can never work stopped it before this (`worker.preflight`); anything else
+is logged and the process exits non-zero for the orchestrator.
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ import structlog
 
 from vaewatch.errors import BrokerError
 from vaewatch.threads import apply_torch_threads
-from worker.kafka_edge import KafkaSink, KafkaSource, ensure_topics
+from worker.kafka_edge import KafkaSink, KafkaSource, check_reachable, ensure_topics
 from worker.loop import WorkerLoop
 from worker.model_watcher import ModelWatcher
 from worker.observability import Health, Metrics, serve
 from worker.pipeline import Topics
 from worker.settings import WorkerSettings
+from worker.waiting import Waiting
 
 log = structlog.get_logger(__name__)
-CONNECT_ATTEMPTS = 6
+MAX_CONNECT_BACKOFF_S = 15.0
 
 
 def _install_signals(stop: threading.Event) -> None:
@@ -41,23 +44,28 @@ def _install_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _connect(settings: WorkerSettings, stop: threading.Event) -> tuple[KafkaSource, KafkaSink]:
-    """Bounded exponential backoff: a cluster that is briefly away is not a crash loop."""
+def _connect(
+    settings: WorkerSettings, stop: threading.Event, waiting: Waiting, health: Health
+) -> tuple[KafkaSource, KafkaSink] | None:
+    """Until connected, or None when asked to stop. A broker that is not up yet (or a host
+    name not yet in DNS) may come: retried with bounded backoff, and said (`waiting_for`)."""
     delay = 1.0
-    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+    while not stop.is_set():
         try:
+            check_reachable(settings)  # in seconds, naming the cause: DNS, refused, timeout
             if settings.create_topics:
                 topics = [settings.input_topic, settings.events_topic]
                 topics += [settings.corrected_topic, settings.dlq_topic]
                 ensure_topics(settings, topics, settings.topic_partitions)
-            return KafkaSource(settings, [settings.input_topic]), KafkaSink(settings)
+            connected = KafkaSource(settings, [settings.input_topic]), KafkaSink(settings)
+            waiting.over("broker")
+            return connected
         except BrokerError as exc:
-            if attempt == CONNECT_ATTEMPTS or stop.is_set():
-                raise
-            log.warning("broker_unreachable_retrying", error=str(exc), retry_in_s=delay)
+            waiting.still("broker", str(exc))
+            health.beat()  # alive and retrying: /healthz 200, /readyz 503
             stop.wait(delay)
-            delay = min(delay * 2, 30.0)
-    raise AssertionError("unreachable")
+            delay = min(delay * 2, MAX_CONNECT_BACKOFF_S)
+    return None
 
 
 def run_worker(settings: WorkerSettings) -> int:
@@ -71,13 +79,15 @@ def run_worker(settings: WorkerSettings) -> int:
     def on_reload(result: str, version: str, reason: str) -> None:
         metrics.reloads.labels(result=result).inc()
 
+    waiting = Waiting(metrics.waiting_for, settings.wait_log_interval_s)
     watcher = ModelWatcher(
-        settings.registry, settings.model, settings.device, settings.reload_interval_s, on_reload
+        settings.registry,
+        settings.model,
+        settings.device,
+        settings.reload_interval_s,
+        on_reload,
+        waiting=waiting,
     )
-    watcher.check_once()
-    if watcher.current() is None:
-        log.warning("no_model_yet", registry=str(settings.registry), model=settings.model)
-    watcher.start()
     log.info(
         "worker_starting",
         settings=settings.safe_dump(),
@@ -85,7 +95,16 @@ def run_worker(settings: WorkerSettings) -> int:
         torch_threads_from=threads.source,
         usable_cpus=threads.usable_cpus,
     )
-    source, sink = _connect(settings, stop)
+    watcher.check_once()  # no model yet: says why at once, then every WAIT_LOG_INTERVAL_S
+    watcher.start()
+    connected = _connect(settings, stop, waiting, health)
+    if connected is None:  # stopped while waiting for the broker
+        watcher.stop()
+        if server is not None:
+            server.shutdown()
+        log.info("worker_stopped", seconds=0.0)
+        return 0
+    source, sink = connected
     loop = WorkerLoop(
         source,
         sink,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vaewatch import argtypes
 from worker.settings import WorkerSettings, env_var, load_settings
 
 WORKER_FLAGS = {
@@ -31,14 +32,22 @@ def _env_help() -> str:
         default = field.default
         shown = "" if default is None else f" (default {default})"
         lines.append(f"  {env_var(name):36s}{(field.description or '')}{shown}")
+    # read by the `vaewatch` command itself, for every sub-command (`vaewatch --log-level`)
+    level = "DEBUG|INFO|WARNING|ERROR; DEBUG adds a line per batch (default INFO)"
+    lines.append(f"  {env_var('log_level'):36s}{level}")
     return "\n".join(lines)
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from worker.app import run_worker
+    from worker.preflight import check_worker_can_start
 
     overrides = {field: getattr(args, flag) for flag, field in WORKER_FLAGS.items()}
-    return run_worker(load_settings(overrides))
+    settings = load_settings(overrides)
+    check_worker_can_start(settings)  # settings that can never work: one line, exit 2
+
+    from worker.app import run_worker
+
+    return run_worker(settings)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -106,18 +115,30 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "(key = <dataset>/<series>). For demos, load tests and backfills through the stream.",
     )
     r.add_argument("--data", nargs="+", required=True, metavar="PATH", help="folders or CSVs")
-    r.add_argument("--topic", required=True, help="target topic")
-    r.add_argument("--window", type=int, default=128, help="rows per window (default 128)")
-    r.add_argument("--stride", type=int, default=None, help="rows between windows (default window)")
-    r.add_argument("--rate", type=float, default=0.0, help="windows/s; 0 = as fast as possible")
+    r.add_argument("--topic", required=True, type=argtypes.topic, help="target topic")
+    r.add_argument(
+        "--window", type=argtypes.positive_int, default=128, help="rows per window (default 128)"
+    )
+    r.add_argument(
+        "--stride",
+        type=argtypes.positive_int,
+        default=None,
+        help="rows between window starts (default: the window)",
+    )
+    r.add_argument(
+        "--rate",
+        type=argtypes.non_negative_float,
+        default=0.0,
+        help="windows/s; 0 = as fast as possible",
+    )
     r.add_argument("--split", choices=["test", "train"], default="test", help="which CSV files")
-    r.add_argument("--limit", type=int, default=None, help="stop after N windows")
+    r.add_argument("--limit", type=argtypes.positive_int, default=None, help="stop after N windows")
     r.add_argument(
         "--bootstrap-servers", default=None, help=f"else ${env_var('kafka_bootstrap_servers')}"
     )
     r.set_defaults(func=_replay)
 
     b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu)")
-    b.add_argument("--port", type=int, default=9092, help="port (default 9092)")
+    b.add_argument("--port", type=argtypes.port, default=9092, help="port (default 9092)")
     b.add_argument("--storage", default=None, help="Tansu storage engine URL (default memory)")
     b.set_defaults(func=_broker)

@@ -8,6 +8,7 @@ or talk to the cluster), `DeliveryError` (an output was not acknowledged), `Comm
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,7 @@ from worker.settings import WorkerSettings
 
 log = structlog.get_logger(__name__)
 TP = tuple[str, int]
+PROBE_TIMEOUT_S = 5.0
 
 
 def security_kwargs(settings: WorkerSettings) -> dict[str, Any]:
@@ -56,6 +58,46 @@ def _unreachable(settings: WorkerSettings, exc: Exception) -> BrokerError:
 
 def _servers(settings: WorkerSettings) -> list[str]:
     return [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
+
+
+def _host_port(server: str) -> tuple[str, int]:
+    host, _, port = server.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def check_reachable(settings: WorkerSettings, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """Raise `BrokerError` naming the cause unless a bootstrap server accepts a connection.
+
+    kafka-python reports a name that does not resolve, a refused port and a silent host
+    alike, as a timeout after 30 s. A plain TCP connection tells them apart in seconds:
+    "cannot resolve host 'kafak'", "connection refused", "timed out".
+    """
+    problems = []
+    servers = _servers(settings)
+    for server in servers:
+        host, port = _host_port(server)
+        where = f"{server}: " if len(servers) > 1 else ""
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            problems.append(f"cannot resolve host {host!r} ({exc.strerror})")
+            continue
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                return
+        except OSError as exc:
+            problems.append(where + _connect_error(exc, timeout_s))
+    raise BrokerError(
+        f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {'; '.join(problems)}"
+    )
+
+
+def _connect_error(exc: OSError, timeout_s: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer in {timeout_s:g}s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens there)"
+    return exc.strerror or type(exc).__name__
 
 
 def ensure_topics(settings: WorkerSettings, topics: Sequence[str], partitions: int) -> None:
@@ -196,6 +238,7 @@ def producer_config(settings: WorkerSettings, **overrides: Any) -> dict[str, Any
 
 
 def make_producer(settings: WorkerSettings, **overrides: Any) -> Any:
+    check_reachable(settings)
     try:
         return KafkaProducer(**producer_config(settings, **overrides))
     except KafkaError as exc:
@@ -243,6 +286,7 @@ class KafkaSink:
 
 def _group_less_consumer(settings: WorkerSettings) -> Any:
     """A consumer outside any group (manual assignment, no commits) for reading a topic back."""
+    check_reachable(settings)
     try:
         return KafkaConsumer(
             bootstrap_servers=_servers(settings),

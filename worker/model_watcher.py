@@ -17,6 +17,7 @@ import structlog
 from training.registry import Registry
 from vaecore import Detector
 from vaewatch.errors import ModelError
+from worker.waiting import Waiting
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +30,7 @@ class ModelWatcher:
         device: str,
         interval_s: float,
         on_result: Callable[[str, str, str], None] | None = None,
+        waiting: Waiting | None = None,
     ) -> None:
         self.registry = Registry(registry_root)
         self.model = model
@@ -38,6 +40,8 @@ class ModelWatcher:
         self._current: Detector | None = None
         self._token: str | None = None
         self._refused: str | None = None
+        self._refusal = ""  # why the last version was refused, for the waiting report
+        self.waiting = waiting
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -47,7 +51,36 @@ class ModelWatcher:
             return self._current
 
     def check_once(self) -> bool:
-        """Look at the alias; load and swap if it moved. True when a new model was swapped in."""
+        """Look at the alias; load and swap if it moved. True when a new model was swapped in.
+
+        While there is no model to serve, says why (`worker.waiting`), at its own pace.
+        """
+        swapped = self._check()
+        if self.waiting is not None:
+            if self.current() is None:
+                self.waiting.still("model", self.why_no_model())
+            else:
+                self.waiting.over("model")
+        return swapped
+
+    def why_no_model(self) -> str:
+        """One line for an operator: what is missing in the registry, or what was refused."""
+        where = f"registry {self.registry.root}"
+        try:
+            versions = self.registry.versions(self.model)
+            if not versions:
+                others = ", ".join(self.registry.models()) or "none"
+                return f"no version of model {self.model!r} in {where} (models there: {others})"
+            if self.registry.production(self.model) is None:
+                return (
+                    f"model {self.model!r} has versions {', '.join(versions[-5:])} in {where} "
+                    "but none is promoted to production"
+                )
+        except (ModelError, OSError) as exc:
+            return f"{where} is unreadable: {exc}"
+        return f"the production version of {self.model!r} was refused: {self._refusal}"
+
+    def _check(self) -> bool:
         token = self.registry.alias_token(self.model)
         if token is None or token == self._token:
             return False
@@ -55,6 +88,7 @@ class ModelWatcher:
         try:
             resolved = self.registry.resolve(self.model)
         except ModelError as exc:
+            self._refusal = str(exc)
             log.error("model_refused", model=self.model, reason=str(exc))
             self.on_result("refused", "?", str(exc))
             return False
@@ -67,6 +101,7 @@ class ModelWatcher:
             detector = Detector.from_artifact(resolved.path, self.device)
         except ModelError as exc:
             self._refused = resolved.version
+            self._refusal = f"version {resolved.version}: {exc}"
             log.error("model_refused", model=self.model, version=resolved.version, reason=str(exc))
             self.on_result("refused", resolved.version, str(exc))
             return False

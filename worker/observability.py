@@ -79,6 +79,12 @@ class Metrics:
             "vaewatch_model_reloads", "model reload attempts", ["result"], registry=r
         )
         self.ready = Gauge("vaewatch_ready", "1 when ready to serve", registry=r)
+        self.waiting_for = Gauge(
+            "vaewatch_waiting_for",
+            "1 while the worker waits for what it needs to serve (reason: broker, model)",
+            ["reason"],
+            registry=r,
+        )
         self._lag_labels: set[tuple[str, int]] = set()  # (topic, partition) with a lag gauge
 
     def set_lag(self, lags: dict[tuple[str, int], int], assigned: set[tuple[str, int]]) -> None:

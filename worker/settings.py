@@ -9,6 +9,7 @@ flag when there is one), never as a pydantic traceback.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from vaewatch.errors import UserInputError
 
 ENV_PREFIX = "VAEWATCH_"
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")  # Kafka's rule for topic names
 _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:,\[\]]+):\d{1,5}$")  # host:port, [v6]:port
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -55,6 +57,9 @@ class WorkerSettings(BaseSettings):
     )
     device: str = Field("auto", description="auto|cpu|cuda|cuda:N (auto = CUDA when available)")
     reload_interval_s: float = Field(5.0, gt=0, description="seconds between alias checks")
+    wait_log_interval_s: float = Field(
+        15.0, gt=0, description="seconds between `waiting_for` log lines (no model, no broker)"
+    )
     torch_threads: int = Field(
         0,
         ge=0,
@@ -104,6 +109,37 @@ class WorkerSettings(BaseSettings):
     def _device_is_known(cls, value: str) -> str:
         if not _DEVICE.match(value):
             raise ValueError(f"must be auto, cpu, cuda or cuda:N, not {value!r}")
+        return value
+
+    @field_validator("input_topic", "events_topic", "corrected_topic", "dlq_topic")
+    @classmethod
+    def _topic_is_legal(cls, value: str) -> str:
+        if not _TOPIC.match(value) or value in (".", ".."):
+            raise ValueError(
+                f"{value[:60]!r} is not a Kafka topic name "
+                "(1-249 of letters, digits, '.', '_', '-')"
+            )
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_a_name(cls, value: str) -> str:
+        if "/" in value or "\\" in value or "@" in value or value.startswith("."):
+            raise ValueError(f"{value[:60]!r} is not a model name (no '/', '@' or leading '.')")
+        return value
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    @classmethod
+    def _file_is_there(cls, value: Path | None) -> Path | None:
+        """A TLS file that is not there can never work: said now, not as a broker timeout."""
+        if value is None:
+            return None
+        if not value.exists():
+            raise ValueError(f"{value}: no such file")
+        if not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        if not os.access(value, os.R_OK):
+            raise ValueError(f"{value} is not readable")
         return value
 
     @field_validator("kafka_bootstrap_servers")

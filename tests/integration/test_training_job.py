@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.kafka_helpers import produce
 from tests.model_factory import SAMPLE, SMD
 from training.registry import Registry
 from vaewatch.cli import main
@@ -100,37 +101,41 @@ def test_the_gate_refuses_a_worse_candidate(
     assert "nab@1  <- production" in out
 
 
-def test_train_from_a_topic(
+def test_train_from_a_topic_keeps_only_windows_of_one_channel_set_and_reports_them(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, kafka_bootstrap: str, topics: object
 ) -> None:
+    """A topic of 1-channel NAB windows, 38-channel SMD windows and a broken message: the
+    mix is refused, `--channels` picks NAB, a retrain takes the production model's channels."""
     topic = f"train-{tmp_path.name[-8:]}"
     tables = load_replay_tables([SAMPLE / "nab"], "train")
     settings = load_settings({"kafka_bootstrap_servers": kafka_bootstrap})
     sent = replay_series(settings, tables, topic, window=128, stride=64)
     assert sent > 10
+    smd = replay_series(settings, load_replay_tables([SMD], "test"), topic, window=128, limit=6)
+    produce(kafka_bootstrap, topic, [(b"x", b"{not json")])
     reg = str(tmp_path / "registry")
-    code, out = cli(
-        capsys,
-        "train",
-        "--from-topic",
-        topic,
-        "--since",
-        "1h",
-        "--bootstrap-servers",
-        kafka_bootstrap,
-        "--registry",
-        reg,
-        "--model",
-        "nab",
-        "--epochs",
-        "2",
-        "--window",
-        "64",
-        "--no-progress",
-    )
-    assert code == 0, out
-    summary = json.loads(out)
-    assert (
-        summary["training_data"]["rows"]
-        == len(tables[0].values) - (len(tables[0].values) - 128) % 64
-    )
+    train = [
+        *("train", "--from-topic", topic, "--since", "1h", "--bootstrap-servers", kafka_bootstrap),
+        *("--registry", reg, "--model", "nab", "--epochs", "2", "--window", "64", "--no-progress"),
+    ]
+
+    code = main(train)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith(f"vaewatch train: error: topic {topic!r} mixes 2 channel sets")
+    assert not Registry(Path(reg)).versions("nab"), "nothing may be trained from a mix"
+
+    for extra, channels_from in [(["--channels", "value"], "--channels"), ([], "production")]:
+        code, out = cli(capsys, *train, *extra, "--promote")
+        assert code in (0, 4), out
+        summary = json.loads(out)
+        used = summary["training_data"]["from_topic"]
+        assert used["channels"] == ["value"]
+        assert used["channels_from"].startswith(channels_from)
+        assert used["windows_used"] == sent
+        assert used["windows_skipped"] == {"channels_mismatch": smd, "not_json": 1}
+        assert (
+            summary["training_data"]["rows"]
+            == len(tables[0].values) - (len(tables[0].values) - 128) % 64
+        )
+    assert used["channels_from"] == "production model nab@1"

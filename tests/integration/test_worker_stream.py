@@ -32,6 +32,19 @@ BAD_MESSAGES = {
 }
 
 
+ADDED_ID = "smd/machine-1-2/with-added-fields"
+ADDED_FIELDS = {"site": "plant-3", "firmware": {"version": [2, 1], "beta": False}}
+
+
+def with_added_fields() -> bytes:
+    """A valid window whose producer added top-level fields this version does not know."""
+    from worker.replay import load_replay_tables
+
+    [table] = load_replay_tables([SMD], "test")
+    doc = orjson.loads(next(iter(series_windows(table, 128, 128))).value)
+    return orjson.dumps({**doc, "window_id": ADDED_ID, **ADDED_FIELDS})
+
+
 def replay(bootstrap: str, topic: str, stride: int, limit: int | None = None) -> int:
     from worker.replay import load_replay_tables
 
@@ -54,6 +67,8 @@ def test_every_window_once_events_and_dead_letters_with_reasons(
     try:
         sent = replay(kafka_bootstrap, topics.input, stride=32)
         produce(kafka_bootstrap, topics.input, [(b"bad", raw) for raw in BAD_MESSAGES.values()])
+        produce(kafka_bootstrap, topics.input, [(b"smd/machine-1-2", with_added_fields())])
+        sent += 1
         corrected = read_topic(kafka_bootstrap, topics.corrected, sent, timeout_s=90)
         dlq = read_topic(kafka_bootstrap, topics.dlq, len(BAD_MESSAGES), timeout_s=30)
         events = read_topic(kafka_bootstrap, topics.events, 1, timeout_s=10)
@@ -64,6 +79,8 @@ def test_every_window_once_events_and_dead_letters_with_reasons(
     counts = window_ids(corrected)
     assert len(counts) == sent
     assert set(counts.values()) == {1}, "happy path: every window exactly once"
+    [added] = [doc for r in corrected if (doc := orjson.loads(r.value))["window_id"] == ADDED_ID]
+    assert {k: added[k] for k in ADDED_FIELDS} == ADDED_FIELDS, "unknown fields not passed through"
     reasons = {dict(r.headers)["vaewatch.error.class"].decode(): r for r in dlq}
     assert set(reasons) == set(BAD_MESSAGES)
     for kind, record in reasons.items():

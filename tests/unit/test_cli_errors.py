@@ -111,3 +111,15 @@ def test_log_level_comes_from_the_environment_and_a_bad_one_is_refused(
     assert "VAEWATCH_LOG_LEVEL" in capsys.readouterr().err
     monkeypatch.setenv("VAEWATCH_LOG_LEVEL", "warning")
     assert main(["schemas", "export", "--out", str(tmp_path)]) == 0
+
+
+def test_worker_help_lists_every_setting_and_the_log_level(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from worker.settings import WorkerSettings, env_var
+
+    with pytest.raises(SystemExit):
+        main(["worker", "--help"])
+    text = capsys.readouterr().out
+    for name in [*WorkerSettings.model_fields, "log_level"]:
+        assert env_var(name) in text, f"{env_var(name)} missing from worker --help"

@@ -78,7 +78,6 @@ BAD_INPUTS: dict[str, tuple[bytes, str]] = {
     "naive_timestamp": (with_(start="2026-11-24T03:00:00"), "bad_timestamp"),
     "end_beyond_year_9999": (with_(interval_ms=2**62), "bad_timestamp"),
     "duplicate_channels": (with_(channels=["a", "a"], values=[[1.0, 2.0]]), "duplicate_channels"),
-    "unknown_field": (with_(extra=1), "unknown_field"),
 }
 
 
@@ -90,6 +89,37 @@ def test_contract_example_parses_with_null_as_missing() -> None:
     assert window.start == datetime(2026, 11, 24, 3, tzinfo=UTC)
     assert window.end == datetime(2026, 11, 24, 3, 0, 2, tzinfo=UTC)
     SensorWindow.model_validate_json(CONTRACT_EXAMPLE)
+
+
+def test_unknown_fields_are_accepted_ignored_for_scoring_and_passed_through() -> None:
+    """Contract §3.1, tolerant reader: a producer that adds a field breaks nothing."""
+    added = {"site": "plant-3", "meta": {"fw": [1, 2], "ok": True}, "note": None}
+    window = decode_window(with_(**added))
+    assert window.extra == added
+    assert window.values.shape == (3, 2)  # scoring sees the same window as without them
+    assert decode_window(CONTRACT_EXAMPLE).extra is None
+    SensorWindow.model_validate_json(with_(**added))
+    corrected = encode_corrected(
+        window, window.values, [], is_anomaly=False, score=1.0, model=MODEL, source=SOURCE
+    )
+    doc = orjson.loads(corrected)
+    assert {k: doc[k] for k in added} == added
+    CorrectedWindow.model_validate_json(corrected)
+
+
+def test_an_unknown_field_named_like_an_output_field_does_not_replace_it() -> None:
+    window = decode_window(with_(score="from the producer", source="plc-7", site="x"))
+    doc = orjson.loads(
+        encode_corrected(
+            window, window.values, [], is_anomaly=True, score=2.5, model=MODEL, source=SOURCE
+        )
+    )
+    assert doc["score"] == 2.5 and doc["source"]["offset"] == 7
+    assert doc["site"] == "x"
+
+
+def test_a_schema_version_other_than_1_is_still_dead_lettered_with_extra_fields() -> None:
+    assert reject(with_(schema_version=2, site="x")).error_class == "wrong_version"
 
 
 def test_start_with_an_offset_is_converted_to_utc() -> None:
@@ -312,6 +342,10 @@ def _assert_accepted_window_can_be_published(raw: bytes) -> None:
         window, values, pairs, is_anomaly=False, score=1.0, model=MODEL, source=SOURCE
     )
     CorrectedWindow.model_validate_json(corrected)
+    out = orjson.loads(corrected)
+    for key, value in (window.extra or {}).items():
+        if key not in ("corrected", "is_anomaly", "score", "model", "source"):
+            assert out[key] == value, f"unknown field {key!r} not passed through"
     AnomalyEvent.model_validate_json(_event_for(window))
 
 
@@ -350,9 +384,11 @@ _OFFSETS = st.builds(
 def near_valid_windows(draw: st.DrawFn) -> dict[str, Any]:
     """Well-formed windows with edge-case fields (extreme times, huge intervals, odd cells)."""
     n_channels = draw(st.integers(1, 3))
+    extra = draw(st.dictionaries(st.text(max_size=6), json_values, max_size=2))
     reading = st.none() | st.floats(allow_nan=False, allow_infinity=False) | st.integers(-9, 9)
     row = st.lists(reading, min_size=n_channels, max_size=n_channels)
     return {
+        **extra,  # unknown fields (tolerant reader); the known ones below win a name clash
         "schema_version": draw(_maybe_junk(st.just(1))),
         "window_id": draw(_maybe_junk(st.text(min_size=1, max_size=8))),
         "series_id": draw(st.text(min_size=1, max_size=8)),

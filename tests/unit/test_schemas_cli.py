@@ -39,7 +39,8 @@ def test_export_writes_one_stable_file_per_format(tmp_path: Path) -> None:
 
 def test_sensor_window_schema_tells_downstream_the_rules() -> None:
     schema = json.loads(render_schemas()["sensor-window.schema.json"])
-    assert schema["additionalProperties"] is False
+    assert schema["additionalProperties"] is True  # tolerant reader, contract §3.1
+    assert "passed" in schema["description"] and "through" in schema["description"]
     assert schema["properties"]["schema_version"]["const"] == 1
     assert schema["properties"]["start"]["format"] == "date-time"
     assert set(schema["required"]) == {
@@ -51,6 +52,13 @@ def test_sensor_window_schema_tells_downstream_the_rules() -> None:
         "channels",
         "values",
     }
+
+
+def test_corrected_window_schema_allows_the_passed_through_fields() -> None:
+    schema = json.loads(render_schemas()["corrected-window.schema.json"])
+    assert schema["additionalProperties"] is True
+    event = json.loads(render_schemas()["anomaly-event.schema.json"])
+    assert event["additionalProperties"] is False
 
 
 def test_export_without_an_action_is_a_one_line_usage_error(
