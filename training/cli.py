@@ -119,10 +119,11 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
         help="train, calibrate, evaluate and publish a model version",
         description=(
             "Reads every train.csv under each PATH (all with the same channels), trains the "
-            "1D-conv VAE, calibrates thresholds on held-out data, evaluates on labelled "
+            "1D-conv VAE, calibrates thresholds on its smoothed scores, evaluates on labelled "
             "test.csv files when present, writes a report and publishes a new immutable "
             "version. Exit codes: 0 published (and promoted with --promote), 4 the promotion "
-            "gate kept the old model, 2 bad input, 1 unexpected failure."
+            "gate kept the old model, 2 bad input, 3 Kafka unreachable (--from-topic), "
+            "1 unexpected failure."
         ),
     )
     source = p.add_mutually_exclusive_group()

@@ -2,7 +2,7 @@
 
 Exit codes for schedulers (a CronJob alerts on anything but 0 and 4):
 0 = published (and promoted when asked), 4 = the gate kept the old production model,
-2 = bad input (one line), 1 = unexpected failure.
+2 = bad input (one line), 3 = Kafka unreachable (`--from-topic`), 1 = unexpected failure.
 """
 
 from __future__ import annotations
