@@ -127,6 +127,7 @@ def ensure_topics(settings: WorkerSettings, topics: Sequence[str], partitions: i
 class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self) -> None:
         self.revoked: set[TP] = set()
+        self.assigned: set[TP] = set()
         self.lock = threading.Lock()
 
     def on_partitions_revoked(self, revoked: Any) -> None:
@@ -138,6 +139,8 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
             )
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        with self.lock:
+            self.assigned.update((tp.topic, tp.partition) for tp in assigned)
         if assigned:
             log.info(
                 "partitions_assigned",
@@ -196,6 +199,14 @@ class KafkaSource:
         with self._listener.lock:
             revoked, self._listener.revoked = self._listener.revoked, set()
         return revoked
+
+    def take_assigned(self) -> set[TP]:
+        with self._listener.lock:
+            assigned, self._listener.assigned = self._listener.assigned, set()
+        return assigned
+
+    def seek(self, partition: TP, offset: int) -> None:
+        self._consumer.seek(TopicPartition(*partition), offset)
 
     def lag(self) -> dict[TP, int]:
         """High-water mark minus committed offset (end_offsets() is unreliable on Tansu)."""

@@ -107,6 +107,8 @@ class WorkerLoop:
         self._serving: str | None = None
         # one revoked-partitions set per batch not yet checkpointed (scoring, sent, ...)
         self._open: list[set[TopicPartition]] = []
+        # per revoked partition, the first offset dropped unprocessed (until reassignment)
+        self._dropped_from: dict[TopicPartition, int] = {}
         self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaewatch-score")
         # recent step scores per series (in memory): only the one scoring thread touches it
         self.history = ScoreHistory()
@@ -129,10 +131,10 @@ class WorkerLoop:
                 # A rebalance ran inside this poll. What it returned was fetched under the new
                 # assignment (the consumer drops the rest), so it is kept: dropping it would
                 # let a later commit skip it. Records from earlier polls of a revoked
-                # partition are dropped: its owner (maybe us again) re-reads them from the
-                # last commit, and no batch not yet committed may commit it.
+                # partition are dropped, and no batch not yet committed may commit it.
                 self._note_revoked(revoked)
-                batch = [r for r in batch if (r.topic, r.partition) not in revoked]
+                batch = self._drop_revoked(batch, revoked)
+            polled = self._rewind_reassigned(polled)
             batch.extend(polled)
             if batch and deadline is None:
                 deadline = time.monotonic() + self.max_batch_wait_ms / 1000
@@ -141,6 +143,34 @@ class WorkerLoop:
             if not batch:
                 break  # nothing arrived: return to the caller (it checks stop and lag)
         return batch
+
+    def _drop_revoked(self, batch: list[InRecord], revoked: set[TopicPartition]) -> list[InRecord]:
+        """Drop the batch's records of revoked partitions, remembering where they began."""
+        for r in batch:
+            tp = (r.topic, r.partition)
+            if tp in revoked:
+                self._dropped_from[tp] = min(self._dropped_from.get(tp, r.offset), r.offset)
+        return [r for r in batch if (r.topic, r.partition) not in revoked]
+
+    def _rewind_reassigned(self, polled: list[InRecord]) -> list[InRecord]:
+        """A partition assigned back to this member re-reads what the loop dropped of it.
+
+        A new owner reads a partition from the last commit, but the consumer keeps its own
+        fetch position for a partition it gets back, which lies past the records dropped at
+        the revocation: read on from there, a later commit would skip them (a loss, seen in
+        the two-worker takeover test). So: seek back to the first dropped record, and drop
+        what this poll already returned of the partition (it lies beyond). Partitions not
+        assigned back are someone else's now: their new owner reads from the commit.
+        """
+        assigned = self.source.take_assigned()
+        if not assigned:
+            return polled
+        rewind = {tp: o for tp, o in self._dropped_from.items() if tp in assigned}
+        self._dropped_from = {}
+        for tp, offset in rewind.items():
+            self.source.seek(tp, offset)
+            log.info("partition_rewound", partition=f"{tp[0]}-{tp[1]}", offset=offset)
+        return [r for r in polled if (r.topic, r.partition) not in rewind]
 
     # --- one batch --------------------------------------------------------------------
     def process(

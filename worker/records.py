@@ -65,6 +65,15 @@ class Source(Protocol):
         """Partitions revoked since the last call (records held for them must be dropped)."""
         ...
 
+    def take_assigned(self) -> set[TopicPartition]:
+        """Partitions assigned since the last call (a partition assigned back to this member
+        keeps the consumer's fetch position, past any records the loop dropped)."""
+        ...
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Read `partition` from `offset` on (the next poll returns it from there)."""
+        ...
+
     def lag(self) -> dict[TopicPartition, int]:
         """Per assigned partition: high-water mark minus committed offset (0 when unknown)."""
         ...

@@ -54,6 +54,12 @@ class FakeSource:
         revoked, self._revoked = self._revoked, set()
         return revoked
 
+    def take_assigned(self) -> set[TopicPartition]:
+        return set()
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.log.append(f"seek {partition[1]}@{offset}")
+
     def lag(self) -> dict[TopicPartition, int]:
         return {}
 
@@ -213,6 +219,66 @@ def test_a_rebalance_drops_earlier_records_of_revoked_partitions_and_keeps_what_
     assert [(x.partition, x.offset) for x in batch] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     loop.process(batch, tiny_detector)
     assert source.committed == {("in", 0): 2, ("in", 1): 2}, "nothing skipped on either partition"
+
+
+@dataclass
+class KeptPositionSource(FakeSource):
+    """kafka-python's behaviour on a partition assigned back to the same member: it keeps
+    its fetch position. A scripted rebalance (revoked and re-assigned inside one poll) hits
+    after `rebalance_at` polls; partitions are read round-robin, `per_poll` records a poll."""
+
+    logs: dict[int, list[InRecord]] = field(default_factory=dict)
+    position: dict[int, int] = field(default_factory=dict)
+    rebalance_at: int = 1
+    rebalance: set[TopicPartition] = field(default_factory=set)
+    per_poll: int = 2
+    polls: int = 0
+    _assigned: set[TopicPartition] = field(default_factory=set)
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[InRecord]:
+        self.polls += 1
+        if self.polls == self.rebalance_at + 1:
+            self._revoked |= self.rebalance
+            self._assigned |= self.rebalance  # assigned back: positions kept
+        out = []
+        for p, log in self.logs.items():
+            at = self.position.get(p, 0)
+            take = log[at : at + min(self.per_poll, max_records)]
+            self.position[p] = at + len(take)
+            out.extend(take)
+        return out
+
+    def take_assigned(self) -> set[TopicPartition]:
+        assigned, self._assigned = self._assigned, set()
+        return assigned
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        super().seek(partition, offset)
+        self.position[partition[1]] = offset
+
+
+def test_a_partition_assigned_back_rereads_what_the_rebalance_dropped(
+    tiny_detector: Detector,
+) -> None:
+    """The consumer keeps its fetch position for a partition it gets back: the loop must seek
+    back to what it dropped, or a later commit skips it (the two-worker takeover loss)."""
+    r = records(tiny_detector, 12)  # partitions alternate 0, 1; offsets 0..5 each
+    logs = {p: [x for x in r if x.partition == p] for p in (0, 1)}
+    source = KeptPositionSource([], logs=logs, rebalance_at=1, rebalance={("in", 1)})
+    sink = FakeSink(source.log)
+    loop = make_loop(source, sink, tiny_detector, max_batch=6, max_batch_wait_ms=200)
+    stop = threading.Event()
+    for _ in range(6):
+        batch = loop.collect(stop)
+        if batch:
+            loop.process(batch, tiny_detector)
+    assert "seek 1@0" in source.log
+    assert source.committed == {("in", 0): 6, ("in", 1): 6}
+    seen = {
+        (d["source"]["partition"], d["source"]["offset"])
+        for d in (orjson.loads(x.value) for x in sink.acked if x.topic == "corrected")
+    }
+    assert seen == {(x.partition, x.offset) for x in r}, "a record was skipped"
 
 
 def test_model_is_swapped_only_between_batches_and_outputs_name_it(tiny_detector: Detector) -> None:
