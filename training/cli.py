@@ -143,7 +143,7 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
         type=argtypes.positive_int,
         default=TrainOptions.window,
         help=f"model window in time steps, a multiple of 8 (default {TrainOptions.window}); "
-        "messages may be longer: they are scored in overlapping sub-windows",
+        "messages may be longer: they are scored in model-window tiles",
     )
     p.add_argument(
         "--epochs", type=argtypes.positive_int, default=40, help="max epochs (default 40)"
