@@ -146,36 +146,47 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
         "messages may be longer: they are scored in model-window tiles",
     )
     p.add_argument(
-        "--epochs", type=argtypes.positive_int, default=40, help="max epochs (default 40)"
+        "--epochs",
+        type=argtypes.positive_int,
+        default=TrainOptions.epochs,
+        help=f"max epochs (default {TrainOptions.epochs})",
     )
-    p.add_argument("--seed", type=argtypes.seed, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--seed",
+        type=argtypes.seed,
+        default=TrainOptions.seed,
+        help=f"random seed (default {TrainOptions.seed})",
+    )
     p.add_argument("--promote", action="store_true", help="move `production` if the gate agrees")
     p.add_argument(
         "--tolerance",
         type=argtypes.non_negative_float,
-        default=0.02,
-        help="gate tolerance (default 0.02)",
+        default=TrainOptions.tolerance,
+        help=f"gate tolerance (default {TrainOptions.tolerance})",
     )
     p.add_argument(
         "--device",
         type=argtypes.device,
-        default="auto",
-        help="auto, cpu or cuda[:n] (default auto)",
+        default=TrainOptions.device,
+        help=f"auto, cpu or cuda[:n] (default {TrainOptions.device})",
     )
     p.add_argument(
         "--val-fraction",
         type=argtypes.open_fraction,
-        default=0.2,
-        help="held-out tail of each series, between 0 and 1 (default 0.2)",
+        default=TrainOptions.val_fraction,
+        help=f"held-out tail of each series, between 0 and 1 (default {TrainOptions.val_fraction})",
     )
     p.add_argument(
-        "--max-windows", type=argtypes.positive_int, default=20000, help="cap on training windows"
+        "--max-windows",
+        type=argtypes.positive_int,
+        default=TrainOptions.max_windows,
+        help=f"cap on training windows (default {TrainOptions.max_windows})",
     )
     p.add_argument(
         "--n-samples",
         type=argtypes.non_negative_int,
-        default=0,
-        help="latent samples L for scoring (0 = mean)",
+        default=TrainOptions.n_samples,
+        help="latent samples L for scoring (0 = mean, the default)",
     )
     p.add_argument(
         "--variance",

@@ -192,11 +192,9 @@ def train_detector(tables: Sequence[SeriesTable], opts: TrainOptions) -> Trained
     return Trained(detector, history, train_rows, [s.val for s in splits], summary)
 
 
-def validation_scores(
-    detector: Detector, val_parts: list[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Step scores (N,) and point scores (N, C) of the held-out validation parts."""
-    scored = detector.score([v for v in val_parts if len(v) >= detector.window])
+def part_scores(detector: Detector, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Smoothed step scores (N,) and point scores (N, C) of series parts, each its own series."""
+    scored = detector.score([v for v in parts if len(v) >= detector.window])
     steps = np.concatenate([s.step for s in scored])
     points = np.concatenate([s.point for s in scored])
     return steps, points
@@ -214,7 +212,7 @@ def calibrate(
     guess; pooling it with the in-sample scores gives the rule enough points, and the tail
     rate asked for never goes below 10 / n (`calibration.threshold`).
     """
-    steps, points = validation_scores(detector, [*train_parts, *val_parts])
+    steps, points = part_scores(detector, [*train_parts, *val_parts])
     window = calibration.threshold(steps, opts.risk, opts.method)
     point = np.array(
         [
@@ -275,7 +273,7 @@ def gate_metric(
         auc = evaluate_detector(detector, tests)["mean"]["auc_pr"]
         if auc is not None:
             return "auc_pr", float(auc)
-    steps, _ = validation_scores(detector, val_parts)
+    steps, _ = part_scores(detector, val_parts)
     return "neg_val_nll", -float(np.nanmean(steps))
 
 
