@@ -75,11 +75,13 @@ class ScoreHistory:
     redelivery of it (which then gets the tail it had the first time, hence the same score).
     Missed steps (a gap) count as missing, as a backfill with those rows empty would. A
     window that ends no later than the newest applied one does not change the history.
-    At most `max_series` series are kept (least recently seen dropped first), each at most
-    `max_steps` scores (float32).
+    At most `max_series` series are kept (least recently seen dropped first; None: no bound,
+    for a caller that manages the series itself, like the worker's per-series state), each
+    at most `max_steps` scores (float32). `export`/`restore`/`forget` move one series' tail
+    in and out (the worker's state changelog).
     """
 
-    def __init__(self, max_series: int = 100_000, max_steps: int = 4096) -> None:
+    def __init__(self, max_series: int | None = 100_000, max_steps: int = 4096) -> None:
         self.max_series = max_series
         self.max_steps = max_steps
         self._series: OrderedDict[str, tuple[int, np.ndarray]] = OrderedDict()
@@ -110,5 +112,17 @@ class ScoreHistory:
         joined = np.concatenate([before if before is not None else [], raw])
         self._series[link.key] = (link.end, joined[-keep:].astype(np.float32))
         self._series.move_to_end(link.key)
-        while len(self._series) > self.max_series:
+        while self.max_series is not None and len(self._series) > self.max_series:
             self._series.popitem(last=False)
+
+    def export(self, key: str) -> tuple[int, np.ndarray] | None:
+        """The series' tail: the end it reaches and the raw step scores before it."""
+        known = self._series.get(key)
+        return None if known is None else (known[0], known[1].copy())
+
+    def restore(self, key: str, end: int, kept: np.ndarray) -> None:
+        self._series[key] = (end, np.asarray(kept, dtype=np.float32)[-self.max_steps :])
+        self._series.move_to_end(key)
+
+    def forget(self, key: str) -> None:
+        self._series.pop(key, None)

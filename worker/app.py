@@ -20,12 +20,19 @@ import structlog
 
 from vaewatch.errors import BrokerError
 from vaewatch.threads import apply_torch_threads
-from worker.kafka_edge import KafkaSink, KafkaSource, check_reachable, ensure_topics
+from worker.kafka_edge import (
+    KafkaSink,
+    KafkaSource,
+    StateChangelog,
+    check_reachable,
+    ensure_topics,
+)
 from worker.loop import WorkerLoop
 from worker.model_watcher import ModelWatcher
 from worker.observability import Health, Metrics, serve
 from worker.pipeline import Topics
 from worker.settings import WorkerSettings
+from worker.state import SeriesStates
 from worker.waiting import Waiting
 
 log = structlog.get_logger(__name__)
@@ -44,9 +51,12 @@ def _install_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+Connected = tuple[KafkaSource, KafkaSink, StateChangelog]
+
+
 def _connect(
     settings: WorkerSettings, stop: threading.Event, waiting: Waiting, health: Health
-) -> tuple[KafkaSource, KafkaSink] | None:
+) -> Connected | None:
     """Until connected, or None when asked to stop. A broker that is not up yet (or a host
     name not yet in DNS) may come: retried with bounded backoff, and said (`waiting_for`)."""
     delay = 1.0
@@ -55,9 +65,15 @@ def _connect(
             check_reachable(settings)  # in seconds, naming the cause: DNS, refused, timeout
             if settings.create_topics:
                 topics = [settings.input_topic, settings.events_topic]
-                topics += [settings.corrected_topic, settings.dlq_topic]
-                ensure_topics(settings, topics, settings.topic_partitions)
-            connected = KafkaSource(settings, [settings.input_topic]), KafkaSink(settings)
+                topics += [settings.corrected_topic, settings.dlq_topic, settings.episodes_topic]
+                topics += [settings.state_topic]
+                compacted = [settings.state_topic]
+                ensure_topics(settings, topics, settings.topic_partitions, compacted)
+            connected = (
+                KafkaSource(settings, [settings.input_topic]),
+                KafkaSink(settings),
+                StateChangelog(settings, settings.state_topic),
+            )
             waiting.over("broker")
             return connected
         except BrokerError as exc:
@@ -104,18 +120,27 @@ def run_worker(settings: WorkerSettings) -> int:
             server.shutdown()
         log.info("worker_stopped", seconds=0.0)
         return 0
-    source, sink = connected
+    source, sink, changelog = connected
+    ttl_ms = int(settings.state_ttl * 1000) if settings.state_ttl > 0 else None
     loop = WorkerLoop(
         source,
         sink,
         watcher.current,
-        Topics(settings.events_topic, settings.corrected_topic, settings.dlq_topic),
+        Topics(
+            settings.events_topic,
+            settings.corrected_topic,
+            settings.dlq_topic,
+            episodes=settings.episodes_topic,
+            state=settings.state_topic,
+        ),
         max_batch=settings.max_batch,
         max_batch_wait_ms=settings.max_batch_wait_ms,
         max_message_bytes=settings.max_message_bytes,
         flush_timeout_s=settings.flush_timeout_s,
         metrics=metrics,
         health=health,
+        states=SeriesStates(rules=settings.episode_rules(), ttl_ms=ttl_ms),
+        read_state=changelog.read,
     )
     started = time.monotonic()
     try:
@@ -124,6 +149,7 @@ def run_worker(settings: WorkerSettings) -> int:
         health.stopped = True
         watcher.stop()
         sink.close()
+        changelog.close()
         source.close()  # LeaveGroup: partitions move to the other members at once
         if server is not None:
             server.shutdown()

@@ -100,8 +100,14 @@ def _connect_error(exc: OSError, timeout_s: float) -> str:
     return exc.strerror or type(exc).__name__
 
 
-def ensure_topics(settings: WorkerSettings, topics: Sequence[str], partitions: int) -> None:
-    """Create the topics that do not exist; an existing topic is fine."""
+def ensure_topics(
+    settings: WorkerSettings,
+    topics: Sequence[str],
+    partitions: int,
+    compacted: Sequence[str] = (),
+) -> None:
+    """Create the topics that do not exist; an existing topic is fine. Those named in
+    `compacted` get `cleanup.policy=compact` (a changelog: the latest record per key)."""
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=_servers(settings),
@@ -114,7 +120,15 @@ def ensure_topics(settings: WorkerSettings, topics: Sequence[str], partitions: i
         existing = set(admin.list_topics())
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
         if missing:
-            new = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+            new = [
+                NewTopic(
+                    t,
+                    num_partitions=partitions,
+                    replication_factor=1,
+                    topic_configs={"cleanup.policy": "compact"} if t in compacted else {},
+                )
+                for t in missing
+            ]
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new)
             log.info("topics_created", topics=missing, partitions=partitions)
@@ -205,6 +219,12 @@ class KafkaSource:
             assigned, self._listener.assigned = self._listener.assigned, set()
         return assigned
 
+    def position(self, partition: TP) -> int:
+        try:
+            return int(self._consumer.position(TopicPartition(*partition)))
+        except KafkaError as exc:
+            raise BrokerError(f"position of {partition} unknown: {type(exc).__name__}") from exc
+
     def seek(self, partition: TP, offset: int) -> None:
         self._consumer.seek(TopicPartition(*partition), offset)
 
@@ -266,7 +286,11 @@ class KafkaSink:
     def send(self, record: OutRecord) -> None:
         try:
             future = self._producer.send(
-                record.topic, value=record.value, key=record.key, headers=record.headers or None
+                record.topic,
+                value=record.value,
+                key=record.key,
+                headers=record.headers or None,
+                partition=record.partition,
             )
         except KafkaError as exc:
             raise DeliveryError(f"send to {record.topic} failed: {type(exc).__name__}") from exc
@@ -343,6 +367,46 @@ def read_topic_values(settings: WorkerSettings, topic: str, since_ms: int) -> It
                 return
     finally:
         consumer.close()
+
+
+class StateChangelog:
+    """Reads one partition of the per-series state changelog from its start to its end.
+
+    Its own group-less consumer (the worker's group consumer never reads the changelog).
+    The end is the high-water mark the broker reports once the first fetch answers
+    (end_offsets() is unreliable on Tansu); a partition that does not answer within
+    `timeout_s` is a broker problem, raised as BrokerError (the loop backs off, retries).
+    """
+
+    def __init__(self, settings: WorkerSettings, topic: str, timeout_s: float = 60.0) -> None:
+        self.topic = topic
+        self.timeout_s = timeout_s
+        self._consumer = _group_less_consumer(settings)
+
+    def read(self, partition: int) -> list[tuple[bytes, bytes | None]]:
+        tp = TopicPartition(self.topic, partition)
+        self._consumer.assign([tp])
+        self._consumer.seek_to_beginning(tp)
+        out: list[tuple[bytes, bytes | None]] = []
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            while True:
+                for records in self._consumer.poll(timeout_ms=200, max_records=5000).values():
+                    out.extend((r.key or b"", r.value) for r in records)
+                high = self._consumer.highwater(tp)
+                if high is not None and self._consumer.position(tp) >= high:
+                    return out
+                if time.monotonic() > deadline:
+                    raise BrokerError(
+                        f"state changelog {self.topic}-{partition} not read to its end "
+                        f"in {self.timeout_s:.0f}s ({len(out)} records so far)"
+                    )
+        except KafkaError as exc:
+            raise BrokerError(f"state changelog read failed: {type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(KafkaError):
+            self._consumer.close()
 
 
 def assign_from_beginning(consumer: Any, topic: str, deadline: float) -> list[TopicPartition]:

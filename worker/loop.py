@@ -16,8 +16,11 @@ three micro-batches (3 x MAX_BATCH records) are in memory; when scoring is slowe
 input, the loop waits for the scorer, polls less often, and the consumer's bounded fetch
 buffers stop growing.
 Rebalances: records of partitions revoked during a poll are dropped before processing;
-every batch not yet checkpointed leaves those partitions out of its commit, and the
-partition's new owner reads them from the last committed offset.
+every batch not yet checkpointed leaves those partitions out of its commit (and out of its
+state records), and the partition's new owner reads them from the last committed offset.
+Per-series state (contract §7, `worker.state`): a partition's state is restored from the
+changelog when it is assigned, before its first record is scored, and dropped when it is
+revoked; both run on the scoring thread, in order with the batches, so they never race it.
 """
 
 from __future__ import annotations
@@ -27,12 +30,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import structlog
 
 from vaecore import Detector
-from vaecore.smoothing import ScoreHistory
 from vaewatch.errors import BrokerError
 from worker.observability import Health, Metrics
 from worker.pipeline import (
@@ -52,8 +53,10 @@ from worker.records import (
     Source,
     TopicPartition,
 )
+from worker.state import SeriesStates
 
 log = structlog.get_logger(__name__)
+StateReader = Callable[[int], list[tuple[bytes, bytes | None]]]  # partition -> changelog
 LAG_EVERY_S = 5.0
 
 
@@ -92,6 +95,8 @@ class WorkerLoop:
         flush_timeout_s: float,
         metrics: Metrics | None = None,
         health: Health | None = None,
+        states: SeriesStates | None = None,
+        read_state: StateReader | None = None,
     ) -> None:
         self.source = source
         self.sink = sink
@@ -110,8 +115,9 @@ class WorkerLoop:
         # per revoked partition, the first offset dropped unprocessed (until reassignment)
         self._dropped_from: dict[TopicPartition, int] = {}
         self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaewatch-score")
-        # recent step scores per series (in memory): only the one scoring thread touches it
-        self.history = ScoreHistory()
+        # per-series state (score tails, episodes): only the one scoring thread touches it
+        self.states = states if states is not None else SeriesStates()
+        self.read_state = read_state  # None: nothing to restore (no changelog)
 
     # --- collecting -------------------------------------------------------------------
     def collect(self, stop: threading.Event, idle_ms: int = 200) -> list[InRecord]:
@@ -134,7 +140,11 @@ class WorkerLoop:
                 # partition are dropped, and no batch not yet committed may commit it.
                 self._note_revoked(revoked)
                 batch = self._drop_revoked(batch, revoked)
-            polled = self._rewind_reassigned(polled)
+                self._scorer.submit(self._drop_state, revoked)
+            assigned = self.source.take_assigned()
+            polled = self._rewind_reassigned(polled, assigned)
+            if assigned:
+                self._restore_state(assigned)
             batch.extend(polled)
             if batch and deadline is None:
                 deadline = time.monotonic() + self.max_batch_wait_ms / 1000
@@ -152,7 +162,9 @@ class WorkerLoop:
                 self._dropped_from[tp] = min(self._dropped_from.get(tp, r.offset), r.offset)
         return [r for r in batch if (r.topic, r.partition) not in revoked]
 
-    def _rewind_reassigned(self, polled: list[InRecord]) -> list[InRecord]:
+    def _rewind_reassigned(
+        self, polled: list[InRecord], assigned: set[TopicPartition]
+    ) -> list[InRecord]:
         """A partition assigned back to this member re-reads what the loop dropped of it.
 
         A new owner reads a partition from the last commit, but the consumer keeps its own
@@ -162,7 +174,6 @@ class WorkerLoop:
         what this poll already returned of the partition (it lies beyond). Partitions not
         assigned back are someone else's now: their new owner reads from the commit.
         """
-        assigned = self.source.take_assigned()
         if not assigned:
             return polled
         rewind = {tp: o for tp, o in self._dropped_from.items() if tp in assigned}
@@ -171,6 +182,50 @@ class WorkerLoop:
             self.source.seek(tp, offset)
             log.info("partition_rewound", partition=f"{tp[0]}-{tp[1]}", offset=offset)
         return [r for r in polled if (r.topic, r.partition) not in rewind]
+
+    # --- per-series state --------------------------------------------------------------
+    def _drop_state(self, revoked: set[TopicPartition]) -> None:
+        """On the scoring thread: the revoked partitions' series are someone else's now."""
+        dropped = self.states.drop_partitions(p for _, p in revoked)
+        self.metrics.state_series.set(len(self.states))
+        self.metrics.open_episodes.set(self.states.open_episodes())
+        log.info("state_dropped", partitions=sorted(p for _, p in revoked), series=dropped)
+
+    def _restore_state(self, assigned: set[TopicPartition]) -> None:
+        """Read each new partition's changelog here, install it on the scoring thread.
+
+        Queued before any batch holding the partition's records, so none is scored without
+        its state. The read position decides, per series, between the state after and
+        before an uncommitted batch (`SeriesStates.restore_partition`).
+        """
+        if self.read_state is None:
+            return
+        for tp in sorted(assigned):
+            started = time.perf_counter()
+            position = self.source.position(tp)
+            records = self.read_state(tp[1])
+            self._scorer.submit(self._install_state, tp, records, position, started)
+
+    def _install_state(
+        self,
+        tp: TopicPartition,
+        records: list[tuple[bytes, bytes | None]],
+        position: int,
+        started: float,
+    ) -> None:
+        installed = self.states.restore_partition(tp[1], records, position)
+        seconds = time.perf_counter() - started
+        self.metrics.state_restore_seconds.observe(seconds)
+        self.metrics.state_series.set(len(self.states))
+        self.metrics.open_episodes.set(self.states.open_episodes())
+        log.info(
+            "state_restored",
+            partition=f"{tp[0]}-{tp[1]}",
+            position=position,
+            records=len(records),
+            series=installed,
+            seconds=round(seconds, 3),
+        )
 
     # --- one batch --------------------------------------------------------------------
     def process(
@@ -197,7 +252,7 @@ class WorkerLoop:
     ) -> _InFlight:
         started = time.perf_counter()
         out = process_batch(
-            batch, detector, self.topics, self.max_message_bytes, history=self.history
+            batch, detector, self.topics, self.max_message_bytes, states=self.states
         )
         return _InFlight(batch, out, started, revoked)
 
@@ -205,7 +260,7 @@ class WorkerLoop:
         """Decode here, score on the scoring thread; the caller goes on with other batches."""
         started = time.perf_counter()
         decoded = decode_batch(batch, detector, self.topics, self.max_message_bytes)
-        future = self._scorer.submit(score_batch, decoded, detector, None, self.history)
+        future = self._scorer.submit(score_batch, decoded, detector, self.topics, None, self.states)
         return _Scoring(batch, detector, self._opened(), started, future)
 
     def _finish(self, scoring: _Scoring) -> _InFlight:
@@ -214,8 +269,15 @@ class WorkerLoop:
         return _InFlight(scoring.batch, out, scoring.started, scoring.revoked)
 
     def _send(self, flight: _InFlight) -> None:
-        """Checkpoint step 1: every output of the batch is handed to the producer."""
+        """Checkpoint step 1: every output of the batch is handed to the producer.
+
+        Not the state records of partitions revoked meanwhile: their new owner restores
+        from the changelog, and this batch will not be committed for them.
+        """
+        revoked = {p for _, p in flight.revoked}
         for record in flight.out.records:
+            if revoked and record.topic == self.topics.state and record.partition in revoked:
+                continue
             self.sink.send(record)
 
     def _checkpoint(self, flight: _InFlight, stop: threading.Event) -> bool:
@@ -253,6 +315,10 @@ class WorkerLoop:
         m.consumed.inc(len(batch))
         m.corrected.inc(out.valid)
         m.events.inc(out.events)
+        for status, n in out.episodes.items():
+            m.episodes.labels(status=status).inc(n)
+        m.open_episodes.inc(out.episodes.get("open", 0) - out.episodes.get("resolved", 0))
+        m.state_series.set(len(self.states))
         for error_class, n in out.dead_letters.items():
             m.dead_letters.labels(error_class=error_class).inc(n)
         m.batch_size.observe(len(batch))
@@ -363,7 +429,3 @@ def next_offsets(
             continue
         offsets[tp] = max(offsets.get(tp, -1), r.offset + 1)
     return offsets
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -85,6 +85,24 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.episodes = Counter(
+            "vaewatch_episode_messages",
+            "alert episode messages published (status: open, update, resolved)",
+            ["status"],
+            registry=r,
+        )
+        self.open_episodes = Gauge(
+            "vaewatch_open_episodes", "episodes open on the series this member owns", registry=r
+        )
+        self.state_series = Gauge(
+            "vaewatch_state_series", "series with state held in memory by this member", registry=r
+        )
+        self.state_restore_seconds = Histogram(
+            "vaewatch_state_restore_seconds",
+            "reading and installing one partition's state changelog",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self._lag_labels: set[tuple[str, int]] = set()  # (topic, partition) with a lag gauge
 
     def set_lag(self, lags: dict[tuple[str, int], int], assigned: set[tuple[str, int]]) -> None:

@@ -1,8 +1,11 @@
 """One micro-batch, records in -> records out. No Kafka here, no clocks but `now`.
 
 Every input record yields, in input order: a dead letter (invalid input), or a corrected
-window plus, when anomalous, an anomaly event. All valid windows of the batch are scored
-in one `Detector.score` call and corrected in one `Detector.correct` call.
+window plus, when anomalous, an anomaly event, plus the episode messages the window caused.
+All valid windows of the batch are scored in one `Detector.score` call and corrected in one
+`Detector.correct` call. With per-series state (`SeriesStates`), each series' score tail
+and episode advance window by window, and the batch ends with the episodes of series that
+expired and one state record per series it touched (the changelog, `worker.state`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from schemas.episodes import encode_episode
 from schemas.messages import (
     DecodedWindow,
     InvalidMessage,
@@ -25,13 +29,16 @@ from schemas.messages import (
     decode_window,
     encode_corrected,
     encode_event,
+    make_event_id,
     merge_corrected,
     point_timestamp,
     severity,
 )
 from vaecore import Detector, WindowScores
-from vaecore.smoothing import ScoreHistory, SeriesLink
+from vaecore.smoothing import SeriesLink
+from worker.episodes import ScoredWindow, apply
 from worker.records import InRecord, OutRecord
+from worker.state import SeriesStates
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class Topics:
     events: str
     corrected: str
     dlq: str
+    episodes: str = ""  # "" = episodes are tracked but not published
+    state: str = ""  # "" = no state changelog
 
 
 @dataclass
@@ -49,6 +58,7 @@ class BatchOutput:
     dead_letters: dict[str, int] = field(default_factory=dict)
     window_ends: list[datetime] = field(default_factory=list)  # for the window-age metric
     score_seconds: float = 0.0
+    episodes: dict[str, int] = field(default_factory=dict)  # messages by status
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,9 @@ class ScoredBatch:
     decoded: DecodedBatch
     scored: dict[int, tuple[WindowScores, np.ndarray, np.ndarray]]
     score_seconds: float
+    episodes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # by slot id
+    expired: list[dict[str, Any]] = field(default_factory=list)  # idle series' resolves
+    state_records: list[OutRecord] = field(default_factory=list)
 
 
 def decode_batch(
@@ -124,27 +137,67 @@ def series_link(window: DecodedWindow) -> SeriesLink:
 def score_batch(
     decoded: DecodedBatch,
     detector: Detector,
+    topics: Topics,
     clock: Callable[[], float] | None = None,
-    history: ScoreHistory | None = None,
+    states: SeriesStates | None = None,
 ) -> ScoredBatch:
     """All valid windows in one `Detector.score` and one `Detector.correct` call.
 
-    `history` carries each series' recent step scores from batch to batch (the rolling mean
-    the thresholds apply to runs on across windows); only the scoring thread touches it.
+    `states` carries each series' recent step scores (the rolling mean the thresholds
+    apply to runs on across windows) and its episode from batch to batch; only the
+    scoring thread touches it.
     """
     valid = [s for s in decoded.slots if isinstance(s, _Valid)]
-    scored: dict[int, tuple[WindowScores, np.ndarray, np.ndarray]] = {}
-    seconds = 0.0
+    batch = ScoredBatch(decoded, {}, 0.0)
     if valid:
         tick = clock or time.perf_counter
         started = tick()
         links = [series_link(v.window) for v in valid]
+        if states is not None:
+            for v in valid:
+                states.touch(v.window.series_id, v.record.partition, v.record.offset)
+        history = states.history if states is not None else None
         scores = detector.score([v.values for v in valid], links, history)
         corrections = detector.correct([v.values for v in valid], scores)
-        seconds = tick() - started
+        batch.score_seconds = tick() - started
         for v, sc, c in zip(valid, scores, corrections, strict=True):
-            scored[id(v)] = (sc, c.values, c.replaced)
-    return ScoredBatch(decoded, scored, seconds)
+            batch.scored[id(v)] = (sc, c.values, c.replaced)
+        if states is not None:
+            batch.episodes = _advance_episodes(valid, links, scores, detector, states)
+    if states is not None:
+        batch.expired = [m for _, resolved in states.expire_idle() for m in resolved]
+        batch.state_records = states.take_records(topics.state)
+    return batch
+
+
+def _advance_episodes(
+    valid: list[_Valid],
+    links: list[SeriesLink],
+    scores: list[WindowScores],
+    detector: Detector,
+    states: SeriesStates,
+) -> dict[int, list[dict[str, Any]]]:
+    """Each window moves its series' episode, in input order (the rules: worker.episodes)."""
+    th = detector.active_thresholds
+    out: dict[int, list[dict[str, Any]]] = {}
+    for v, link, s in zip(valid, links, scores, strict=True):
+        series = v.window.series_id
+        window = ScoredWindow(
+            window_id=v.window.window_id,
+            start_ms=link.start,
+            end_ms=link.end,
+            is_anomaly=s.is_anomaly,
+            score=s.score,
+            severity=severity(s.score, th.window, th.window_spread),
+            channel_scores=dict(zip(detector.channels, map(float, s.channel), strict=True)),
+            event_id=make_event_id(v.window.window_id, detector.name, detector.version),
+            model=(detector.name, detector.version),
+        )
+        messages = apply(states.episode_state(series), series, window, states.rules)
+        states.saw(series, link.end)
+        if messages:
+            out[id(v)] = messages
+    return out
 
 
 def encode_batch(
@@ -198,7 +251,20 @@ def encode_batch(
         out.records.append(OutRecord(topics.corrected, key, corrected))
         out.valid += 1
         out.window_ends.append(slot.window.end)
+        _episode_records(out, batch.episodes.get(id(slot), []), topics, detected_at)
+    _episode_records(out, batch.expired, topics, detected_at)
+    out.records.extend(batch.state_records)
     return out
+
+
+def _episode_records(
+    out: BatchOutput, messages: list[dict[str, Any]], topics: Topics, emitted_at: datetime
+) -> None:
+    for fields in messages:
+        out.episodes[fields["status"]] = out.episodes.get(fields["status"], 0) + 1
+        if topics.episodes:
+            key = fields["series_id"].encode()
+            out.records.append(OutRecord(topics.episodes, key, encode_episode(fields, emitted_at)))
 
 
 def process_batch(
@@ -208,8 +274,9 @@ def process_batch(
     max_bytes: int,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     clock: Callable[[], float] | None = None,
-    history: ScoreHistory | None = None,
+    states: SeriesStates | None = None,
 ) -> BatchOutput:
     """The three stages in one call (the worker loop runs them on two threads)."""
     decoded = decode_batch(records, detector, topics, max_bytes)
-    return encode_batch(score_batch(decoded, detector, clock, history), detector, topics, now)
+    scored = score_batch(decoded, detector, topics, clock, states)
+    return encode_batch(scored, detector, topics, now)

@@ -30,12 +30,17 @@ class InRecord:
 
 @dataclass(frozen=True, slots=True)
 class OutRecord:
-    """One message to publish. `key` keeps a series on one partition, in order."""
+    """One message to publish. `key` keeps a series on one partition, in order.
+
+    `value` None is a tombstone; `partition` None lets the producer pick it from the key
+    (state records name theirs: the input partition the series lives on).
+    """
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+    partition: int | None = None
 
 
 class DeliveryError(BrokerError):
@@ -68,6 +73,10 @@ class Source(Protocol):
     def take_assigned(self) -> set[TopicPartition]:
         """Partitions assigned since the last call (a partition assigned back to this member
         keeps the consumer's fetch position, past any records the loop dropped)."""
+        ...
+
+    def position(self, partition: TopicPartition) -> int:
+        """The offset of the next record this member will read from an assigned partition."""
         ...
 
     def seek(self, partition: TopicPartition, offset: int) -> None:

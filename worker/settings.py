@@ -9,15 +9,25 @@ flag when there is one), never as a pydantic traceback.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vaewatch.argtypes import duration_seconds
 from vaewatch.errors import UserInputError
+from worker.episodes import EpisodeRules
 
 ENV_PREFIX = "VAEWATCH_"
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -26,6 +36,7 @@ _HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:,\[\]]+):\d{1,5}$")  # host:
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+_RULES = EpisodeRules()  # the episode rules' defaults live with the rules
 
 
 class WorkerSettings(BaseSettings):
@@ -43,6 +54,14 @@ class WorkerSettings(BaseSettings):
         "corrected-windows", min_length=1, description="corrected windows topic"
     )
     dlq_topic: str = Field("sensor-windows.dlq", min_length=1, description="dead-letter topic")
+    episodes_topic: str = Field(
+        "anomaly-episodes", min_length=1, description="alert episodes topic (open/update/resolved)"
+    )
+    state_topic: str = Field(
+        "",
+        description="per-series state changelog (compacted; key = series, partition = the "
+        "input's); default GROUP_ID-state (vaewatch-worker-state): one per consumer group",
+    )
     group_id: str = Field("vaewatch-worker", min_length=1, description="consumer group id")
     auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="where a new group starts: earliest|latest"
@@ -65,6 +84,33 @@ class WorkerSettings(BaseSettings):
         ge=0,
         description="torch CPU threads; 0 = auto: OMP_NUM_THREADS if set, else the CPUs the "
         "affinity mask and cgroup CPU quota allow",
+    )
+
+    # --- alert episodes and per-series state (rules: worker.episodes, docs/episodes.md) -----
+    episode_open_min_windows: int = Field(
+        _RULES.open_min_windows, ge=1, description="anomalous windows that open an episode..."
+    )
+    episode_open_within_windows: int = Field(
+        _RULES.open_within_windows, ge=1, description="...within this many latest windows"
+    )
+    episode_resolve_after_windows: int = Field(
+        _RULES.resolve_after_windows, ge=1, description="consecutive normal windows that resolve"
+    )
+    episode_resolve_after_gap_s: float = Field(
+        _RULES.resolve_after_gap_s,
+        gt=0,
+        description="a data-time gap (s) longer than this resolves",
+    )
+    episode_update_min_interval_s: float = Field(
+        _RULES.update_min_interval_s,
+        ge=0,
+        description="data-time seconds between updates unless the severity rises",
+    )
+    state_ttl: float = Field(
+        7 * 86400.0,
+        ge=0,
+        description="delete the state of a series idle this long in data time (seconds or "
+        "30m/12h/7d/2w; 0 = never)",
     )
 
     # --- batching, limits, timeouts -------------------------------------------------------
@@ -111,9 +157,18 @@ class WorkerSettings(BaseSettings):
             raise ValueError(f"must be auto, cpu, cuda or cuda:N, not {value!r}")
         return value
 
-    @field_validator("input_topic", "events_topic", "corrected_topic", "dlq_topic")
+    @field_validator(
+        "input_topic",
+        "events_topic",
+        "corrected_topic",
+        "dlq_topic",
+        "episodes_topic",
+        "state_topic",
+    )
     @classmethod
-    def _topic_is_legal(cls, value: str) -> str:
+    def _topic_is_legal(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "state_topic" and value == "":
+            return value  # derived from the group id
         if not _TOPIC.match(value) or value in (".", ".."):
             raise ValueError(
                 f"{value[:60]!r} is not a Kafka topic name "
@@ -151,8 +206,39 @@ class WorkerSettings(BaseSettings):
             raise ValueError(f"expected host:port[,host:port...], not {value!r}")
         return ",".join(servers)
 
+    @field_validator("state_ttl", mode="before")
+    @classmethod
+    def _ttl_as_duration(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip() and value.strip()[-1].isalpha():
+            try:
+                return duration_seconds(value)
+            except argparse.ArgumentTypeError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    def episode_rules(self) -> EpisodeRules:
+        return EpisodeRules(
+            open_min_windows=self.episode_open_min_windows,
+            open_within_windows=self.episode_open_within_windows,
+            resolve_after_windows=self.episode_resolve_after_windows,
+            resolve_after_gap_s=self.episode_resolve_after_gap_s,
+            update_min_interval_s=self.episode_update_min_interval_s,
+        )
+
+    @model_validator(mode="after")
+    def _state_topic_of_the_group(self) -> WorkerSettings:
+        if not self.state_topic:  # frozen model: set once, here, before anyone reads it
+            object.__setattr__(self, "state_topic", f"{self.group_id}-state")
+        return self
+
     @model_validator(mode="after")
     def _consistent(self) -> WorkerSettings:
+        if self.episode_open_min_windows > self.episode_open_within_windows:
+            raise ValueError(
+                f"{env_var('episode_open_min_windows')} must not exceed "
+                f"{env_var('episode_open_within_windows')} "
+                f"({self.episode_open_min_windows} > {self.episode_open_within_windows})"
+            )
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ValueError(
                 f"{env_var('heartbeat_interval_ms')} must be below {env_var('session_timeout_ms')} "

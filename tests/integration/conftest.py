@@ -54,12 +54,15 @@ class StreamTopics:
     corrected: str
     dlq: str
     group: str
+    episodes: str = ""
 
 
 @pytest.fixture
 def topics() -> StreamTopics:
     tag = uuid.uuid4().hex[:10]
-    return StreamTopics(f"in-{tag}", f"ev-{tag}", f"co-{tag}", f"in-{tag}.dlq", f"g-{tag}")
+    return StreamTopics(
+        f"in-{tag}", f"ev-{tag}", f"co-{tag}", f"in-{tag}.dlq", f"g-{tag}", f"ep-{tag}"
+    )
 
 
 @pytest.fixture

@@ -104,6 +104,7 @@ def start_worker(
         VAEWATCH_EVENTS_TOPIC=topics.events,
         VAEWATCH_CORRECTED_TOPIC=topics.corrected,
         VAEWATCH_DLQ_TOPIC=topics.dlq,
+        VAEWATCH_EPISODES_TOPIC=topics.episodes or f"{topics.input}.episodes",
         VAEWATCH_GROUP_ID=topics.group,
         VAEWATCH_REGISTRY=str(registry),
         VAEWATCH_MODEL="default",
