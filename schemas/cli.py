@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.episodes import AlertEpisode
 from schemas.manifest import ModelManifest
 from schemas.messages import AnomalyEvent, CorrectedWindow, SensorWindow
 from vaewatch.argtypes import output_directory
@@ -18,6 +19,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "sensor-window.schema.json": SensorWindow,
     "anomaly-event.schema.json": AnomalyEvent,
     "corrected-window.schema.json": CorrectedWindow,
+    "alert-episode.schema.json": AlertEpisode,
     "model-manifest.schema.json": ModelManifest,
 }
 

@@ -55,3 +55,24 @@ def point_adjusted_f1(predicted: np.ndarray, labels: np.ndarray) -> float | None
         if adjusted[start:end].any():
             adjusted[start:end] = True
     return f1_at(adjusted, labels)
+
+
+def incident_precision_recall(
+    alerts: list[tuple[int, int]], incidents: list[tuple[int, int]], slack: int = 0
+) -> tuple[float | None, float | None]:
+    """Incident-level precision and recall of alert spans against labelled incident spans.
+
+    Spans are closed [start, end] in one unit (rows, or epoch ms). An alert is true when it
+    overlaps an incident widened by `slack` on both sides (an episode opens after its first
+    anomalous windows and a smoothed score lags, so a near miss is still the same incident);
+    an incident is found when some alert overlaps it. None where nothing was there to count.
+    """
+
+    def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+        return a[0] <= b[1] + slack and b[0] - slack <= a[1]
+
+    true_alerts = sum(any(overlaps(a, i) for i in incidents) for a in alerts)
+    found = sum(any(overlaps(a, i) for a in alerts) for i in incidents)
+    precision = true_alerts / len(alerts) if alerts else None
+    recall = found / len(incidents) if incidents else None
+    return precision, recall

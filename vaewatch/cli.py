@@ -50,6 +50,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "the streaming worker: sensor windows in, anomaly events and corrected windows out",
     ),
     "replay": ("worker.cli", "produce sensor windows cut from CSV series into a topic"),
+    "tail": (
+        "worker.cli",
+        "print a topic's messages, one line each (episodes, events, corrected windows)",
+    ),
     "broker": ("worker.cli", "run the embedded Kafka-compatible broker (Tansu)"),
     "schemas": ("schemas.cli", "export the JSON Schemas of the wire formats"),
 }

@@ -1,4 +1,4 @@
-"""Sub-commands of the streaming side: `worker`, `replay`, `broker`."""
+"""Sub-commands of the streaming side: `worker`, `replay`, `tail`, `broker`."""
 
 from __future__ import annotations
 
@@ -74,6 +74,27 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tail(args: argparse.Namespace) -> int:
+    from worker.kafka_edge import follow_topic
+    from worker.tail import format_line
+
+    settings = load_settings({"kafka_bootstrap_servers": args.bootstrap_servers})
+    shown = 0
+    try:
+        for partition, offset, value in follow_topic(
+            settings, args.topic, args.from_ == "beginning", args.follow
+        ):
+            prefix = f"{partition}:{offset}  " if args.offsets else ""
+            print(prefix + format_line(value, args.json), flush=True)
+            shown += 1
+            if args.max is not None and shown >= args.max:
+                break
+    except KeyboardInterrupt:
+        pass
+    print(f"({shown} messages from {args.topic})", file=sys.stderr)
+    return 0
+
+
 def _broker(args: argparse.Namespace) -> int:
     from worker.broker import EmbeddedBroker
 
@@ -137,6 +158,38 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--bootstrap-servers", default=None, help=f"else ${env_var('kafka_bootstrap_servers')}"
     )
     r.set_defaults(func=_replay)
+
+    t = sub.add_parser(
+        "tail",
+        help="print a topic's messages, one line each (episodes, events, corrected windows)",
+        description="Reads a topic without joining any consumer group (commits nothing, "
+        "moves no worker's offsets) and prints one readable line per message: alert "
+        "episodes, anomaly events and corrected windows are summarised, anything else is "
+        "printed as compact JSON.",
+    )
+    t.add_argument(
+        "--topic",
+        type=argtypes.topic,
+        default="anomaly-episodes",
+        help="topic to read (default anomaly-episodes)",
+    )
+    t.add_argument(
+        "--from",
+        dest="from_",
+        choices=["beginning", "end"],
+        default="beginning",
+        help="start at the oldest message kept, or only show new ones (default beginning)",
+    )
+    t.add_argument(
+        "-f", "--follow", action="store_true", help="keep waiting for new messages (Ctrl-C stops)"
+    )
+    t.add_argument("--max", type=argtypes.positive_int, default=None, help="stop after N messages")
+    t.add_argument("--json", action="store_true", help="print each message's JSON as it is")
+    t.add_argument("--offsets", action="store_true", help="prefix each line with partition:offset")
+    t.add_argument(
+        "--bootstrap-servers", default=None, help=f"else ${env_var('kafka_bootstrap_servers')}"
+    )
+    t.set_defaults(func=_tail)
 
     b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu)")
     b.add_argument("--port", type=argtypes.port, default=9092, help="port (default 9092)")

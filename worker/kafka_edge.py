@@ -21,7 +21,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
-from vaewatch.errors import BrokerError
+from vaewatch.errors import BrokerError, UserInputError
 from worker.records import CommitError, DeliveryError, InRecord, OutRecord
 from worker.settings import WorkerSettings
 
@@ -365,6 +365,44 @@ def read_topic_values(settings: WorkerSettings, topic: str, since_ms: int) -> It
             done = len(ends) == len(tps) and all(consumer.position(tp) >= ends[tp] for tp in tps)
             if done or time.monotonic() - idle_since > 5.0:
                 return
+    finally:
+        consumer.close()
+
+
+def follow_topic(
+    settings: WorkerSettings, topic: str, from_beginning: bool, follow: bool, idle_s: float = 3.0
+) -> Iterator[tuple[int, int, bytes | None]]:
+    """(partition, offset, value) of every message of `topic`, from its start or its end.
+
+    Without `follow` it stops once every partition is read to the end it had when the read
+    began; with it, it waits for new messages until the caller stops iterating.
+    """
+    consumer = _group_less_consumer(settings)
+    try:
+        tps = assign_from_beginning(consumer, topic, time.monotonic() + 10.0)
+        if not tps:
+            raise UserInputError(f"topic {topic!r} does not exist (or has no partitions yet)")
+        if not from_beginning:
+            consumer.seek_to_end(*tps)
+        idle_since = time.monotonic()
+        while True:
+            batches = consumer.poll(timeout_ms=500, max_records=1000)
+            for tp, records in sorted(batches.items(), key=lambda kv: kv[0].partition):
+                for r in records:
+                    yield tp.partition, r.offset, r.value
+            if batches:
+                idle_since = time.monotonic()
+            if follow:
+                continue
+            ends = [consumer.highwater(tp) for tp in tps]
+            at_end = all(
+                h is not None and consumer.position(tp) >= h
+                for tp, h in zip(tps, ends, strict=True)
+            )
+            if at_end or time.monotonic() - idle_since > idle_s:
+                return
+    except KafkaError as exc:
+        raise BrokerError(f"reading {topic} failed: {type(exc).__name__}") from exc
     finally:
         consumer.close()
 

@@ -9,8 +9,11 @@ but for `emitted_at`.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -120,6 +123,17 @@ def test_three_incidents_give_three_episodes_opened_and_resolved_once(
     finally:
         assert worker.stop() == 0
     check_episodes(records, names)
+    tail = subprocess.run(
+        [sys.executable, "-m", "vaewatch", "tail", "--topic", topics.episodes],
+        env={**os.environ, "VAEWATCH_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = tail.stdout.splitlines()
+    assert len(lines) == len(records)
+    assert sum(line.startswith("episode open ") for line in lines) == 3
 
 
 def _channels() -> tuple[str, ...]:

@@ -45,3 +45,14 @@ def test_metrics_on_a_hand_made_case() -> None:
 def test_nan_scores_rank_lowest() -> None:
     labels = np.array([0, 1, 0])
     assert auc_pr(np.array([np.nan, 2.0, 1.0]), labels) == 1.0
+
+
+def test_incident_precision_recall_counts_overlaps_per_alert_and_per_incident() -> None:
+    from training.metrics import incident_precision_recall
+
+    incidents = [(10, 20), (50, 60), (90, 95)]
+    alerts = [(15, 30), (18, 19), (70, 80), (97, 99)]
+    assert incident_precision_recall(alerts, incidents) == (0.5, 1 / 3)
+    assert incident_precision_recall(alerts, incidents, slack=2) == (0.75, 2 / 3)
+    assert incident_precision_recall([], incidents) == (None, 0.0)
+    assert incident_precision_recall(alerts, []) == (0.0, None)

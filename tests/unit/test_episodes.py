@@ -162,3 +162,17 @@ def test_messages_match_the_exported_schema() -> None:
 def test_impossible_rules_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="episode rules"):
         EpisodeRules(**kwargs)
+
+
+def test_tail_prints_one_readable_line_per_message() -> None:
+    from worker.tail import format_line
+
+    opened, *_ = run("xx......")
+    line = format_line(encode_episode(opened, datetime(2026, 1, 1, tzinfo=UTC)))
+    assert line.startswith("episode open") and "s " in line and "windows=2" in line
+    assert "\n" not in line
+    assert format_line(None) == "(tombstone)"
+    assert format_line(b"\xff not json").startswith("(not JSON, 10 bytes)")
+    assert format_line(b'{"episode_id": "x", "status": "open"}') == (
+        '{"episode_id":"x","status":"open"}'  # shaped like ours but incomplete: shown whole
+    )

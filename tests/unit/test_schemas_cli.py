@@ -15,6 +15,7 @@ pytestmark = pytest.mark.unit
 EXPECTED_FILES = {
     "sensor-window.schema.json",
     "anomaly-event.schema.json",
+    "alert-episode.schema.json",
     "corrected-window.schema.json",
     "model-manifest.schema.json",
 }
