@@ -41,8 +41,8 @@ class EpisodeRules:
     """When an episode opens, updates and resolves (defaults: docs/episodes.md)."""
 
     open_min_windows: int = 2
-    open_within_windows: int = 3
-    resolve_after_windows: int = 3
+    open_within_windows: int = 4
+    resolve_after_windows: int = 5
     resolve_after_gap_s: float = 3600.0
     update_min_interval_s: float = 3600.0
     top_channels: int = 3

@@ -6,11 +6,12 @@ import numpy as np
 import orjson
 
 from vaecore.smoothing import SeriesLink, trailing
-from worker.episodes import ScoredWindow, apply
+from worker.episodes import EpisodeRules, ScoredWindow, apply
 from worker.records import OutRecord
 from worker.state import SeriesStates
 
 TOPIC = "state"
+RULES = EpisodeRules(open_min_windows=2, open_within_windows=3, resolve_after_windows=3)
 
 
 def feed(states: SeriesStates, series: str, i: int, offset: int, anomalous: bool) -> list[dict]:
@@ -44,7 +45,7 @@ def test_state_records_carry_before_now_and_the_first_offset() -> None:
 
 
 def test_restore_rolls_back_an_uncommitted_batch_and_replays_identically() -> None:
-    first = SeriesStates()
+    first = SeriesStates(rules=RULES)
     log: list[OutRecord] = []
     msgs: list[dict] = []
     for i, flag in enumerate("..xx"):  # batch 1: offsets 0..3, committed
@@ -55,11 +56,12 @@ def test_restore_rolls_back_an_uncommitted_batch_and_replays_identically() -> No
     log += first.take_records(TOPIC)
     tail_after = first.history.export("a")
 
-    again = SeriesStates()  # a new owner; the group's position is 4: batch 2 is read again
+    again = SeriesStates(rules=RULES)  # a new owner; position 4: batch 2 is read again
     assert again.restore_partition(0, changelog(log), position=4) == 1
     replayed: list[dict] = []
     for i, flag in enumerate("x....", start=4):
         replayed += feed(again, "a", i, offset=i, anomalous=flag == "x")
+    assert [m["status"] for m in msgs] == ["open", "resolved"]
     assert replayed == msgs[1:]  # the same resolve, same id and seq
     tail_again = again.history.export("a")
     assert tail_after is not None and tail_again is not None
