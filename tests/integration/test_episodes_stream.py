@@ -209,3 +209,53 @@ def test_a_second_worker_joining_and_leaving_changes_no_episode(
         if b is not None:
             b.stop()
     check_episodes(records, names)
+
+
+def test_smoothed_scores_survive_sigkills_as_if_the_worker_never_stopped(
+    kafka_bootstrap: str, topics: Any, tmp_path: Path, tiny_detector: Detector
+) -> None:
+    """The rolling mean's history is per-series state: a killed worker's successor restores
+    it, so every window scores exactly what one uninterrupted pass over the series gives."""
+    from vaecore.smoothing import trailing
+    from worker.replay import load_replay_tables, series_windows
+
+    k = 48
+    smoothed = replace(tiny_detector, stride=tiny_detector.window, smoothing=k)
+    root = tmp_path / "registry"
+    publish(smoothed, root, "default")
+    [table] = load_replay_tables([SMD], "test")
+    windows = list(series_windows(table, 128, 128))
+    [whole] = smoothed.score([table.values])
+    expected = trailing(whole.raw_step, k)
+    rng = random.Random(5)
+    cuts = sorted(rng.sample(range(2, len(windows) - 2), 3))
+    for n, (lo, hi) in enumerate(zip([0, *cuts], cuts, strict=False)):
+        produce(
+            kafka_bootstrap, topics.input, [(w.series_id.encode(), w.value) for w in windows[lo:hi]]
+        )
+        worker = start_worker(
+            kafka_bootstrap, topics, root, tmp_path / f"w{n}.log", VAEWATCH_MAX_BATCH="2"
+        )
+        worker.wait_for('"partitions_assigned"', timeout=60)
+        time.sleep(rng.uniform(0.5, 1.5))
+        worker.stop(signal.SIGKILL)
+    produce(
+        kafka_bootstrap,
+        topics.input,
+        [(w.series_id.encode(), w.value) for w in windows[cuts[-1] :]],
+    )
+    final = start_worker(kafka_bootstrap, topics, root, tmp_path / "final.log")
+    try:
+        corrected = read_topic(
+            kafka_bootstrap, topics.corrected, len(windows), timeout_s=120, unique=window_id
+        )
+    finally:
+        assert final.stop() == 0
+    starts = {w.window_id: w.start_row for w in windows}
+    seen: dict[str, float] = {}
+    for record in corrected:
+        doc = orjson.loads(record.value)
+        lo = starts[doc["window_id"]]
+        assert doc["score"] == pytest.approx(expected[lo : lo + 128].max(), rel=1e-4, abs=1e-5)
+        assert seen.setdefault(doc["window_id"], doc["score"]) == doc["score"]
+    assert len(seen) == len(windows)
