@@ -79,9 +79,10 @@ def ensure_peers_venv() -> None:
     """
     stamp = PEERS_VENV / ".installed"
     wanted = "\n".join([*PEERS_REQUIREMENTS, *TSB_AD_BUILD, TSB_AD])
-    if stamp.exists() and stamp.read_text() == wanted:
-        return
     py = PEERS_VENV / "bin" / "python"
+    if stamp.exists() and stamp.read_text() == wanted:
+        os.environ.setdefault("VAEWATCH_PEERS_PYTHON", str(py))
+        return
     print("building benchmarks/.peers-venv (PyOD, tsb-ad, numpy<2) ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
     pip = [str(py), "-m", "pip", "install", "--quiet"]
@@ -89,6 +90,7 @@ def ensure_peers_venv() -> None:
     subprocess.run([*pip, *TSB_AD_BUILD], check=True)
     subprocess.run([*pip, "--no-deps", "--no-build-isolation", TSB_AD], check=True)
     stamp.write_text(wanted)
+    os.environ.setdefault("VAEWATCH_PEERS_PYTHON", str(py))  # training.vus runs VUS-PR with it
 
 
 def _peer_cache_path(method: str, splits: list[tuple[np.ndarray, np.ndarray]]) -> Path:

@@ -38,19 +38,20 @@ import torch
 
 from benchmarks import profile
 from benchmarks.procstat import CpuMeter, memory_mb
+from modelstore.artifact import save_artifact
+from modelstore.registry import Registry
 from schemas.messages import (
     ModelRef,
     SourceRef,
     decode_window,
     encode_corrected,
     encode_window,
-    merge_corrected,
 )
 from training.calibration import quantile_threshold
 from training.job import TrainOptions
-from training.registry import Registry
 from vaecore import ChannelScaler, ConvVAE, Detector, Thresholds, VAEConfig
 from vaecore.device import select_device
+from worker.events import merge_corrected
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -209,7 +210,7 @@ def cpu_bound(row: dict[str, Any], cores: int) -> float:
 
 def publish_model(detector: Detector, root: Path, name: str) -> None:
     tmp = root / ".build" / name
-    detector.save(tmp, name=name, version="0", training_data={}, metrics={})
+    save_artifact(detector, tmp, name=name, version="0", training_data={}, metrics={})
     reg = Registry(root)
     reg.promote(name, reg.publish(name, tmp))
 
@@ -262,7 +263,7 @@ def read_timestamps(
     import orjson
     from kafka import KafkaConsumer
 
-    from worker.kafka_edge import assign_from_beginning
+    from kafkaio.client import assign_from_beginning
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     deadline = time.monotonic() + timeout_s
@@ -281,7 +282,7 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """The next offset of every partition of `topic`: where records produced from now on go."""
     from kafka import KafkaConsumer
 
-    from worker.kafka_edge import assign_from_beginning
+    from kafkaio.client import assign_from_beginning
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     tps = assign_from_beginning(consumer, topic, time.monotonic() + 30)

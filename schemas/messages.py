@@ -456,42 +456,6 @@ def make_event_id(window_id: str, model_name: str, model_version: str) -> str:
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{window_id}\x1f{model_name}\x1f{model_version}"))
 
 
-def severity(score: float, threshold: float, spread: float) -> str:
-    """How far above the threshold, in units of the validation scores' robust spread."""
-    excess = (score - threshold) / spread if spread > 0 else float("inf")
-    if excess < 1:
-        return "low"
-    if excess < 3:
-        return "medium"
-    if excess < 6:
-        return "high"
-    return "critical"
-
-
-def merge_corrected(
-    window: DecodedWindow,
-    model_channels: Sequence[str],
-    corrected_model_values: np.ndarray,
-    replaced: np.ndarray,
-) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Put the model's corrections back into the input's layout; other values untouched.
-
-    Values come from the decoded input except where `replaced`, whatever dtype or rounding
-    the model's array has, so an untouched reading leaves the worker bit-identical.
-    """
-    index = {c: i for i, c in enumerate(window.channels)}
-    columns = [index[c] for c in model_channels]
-    values: np.ndarray
-    if tuple(model_channels) == window.channels:
-        values = np.where(replaced, corrected_model_values, window.values)
-    else:
-        values = window.values.copy()
-        values[:, columns] = np.where(replaced, corrected_model_values, values[:, columns])
-    rows_idx, cols_idx = np.nonzero(replaced)
-    pairs = [(int(r), columns[int(c)]) for r, c in zip(rows_idx, cols_idx, strict=True)]
-    return values, pairs
-
-
 _DUMP = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -579,10 +543,6 @@ def encode_event(
         "source": {"topic": source.topic, "partition": source.partition, "offset": source.offset},
     }
     return orjson.dumps(doc, option=_DUMP)
-
-
-def point_timestamp(window: DecodedWindow, index: int) -> str:
-    return iso(window.start + timedelta(milliseconds=window.interval_ms * index))
 
 
 DLQ_HEADER_CLASS = "vaewatch.error.class"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -12,6 +13,10 @@ if TYPE_CHECKING:
 
 # Tests run on a 2-core machine next to a broker: keep torch from oversubscribing.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The tsb-ad interpreter `make bench-quality` builds, for the VUS-PR tests (skipped without).
+_PEERS = Path(__file__).resolve().parent.parent / "benchmarks" / ".peers-venv" / "bin" / "python"
+if _PEERS.exists():
+    os.environ.setdefault("VAEWATCH_PEERS_PYTHON", str(_PEERS))
 
 
 @pytest.fixture(autouse=True, scope="session")

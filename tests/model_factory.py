@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from modelstore.artifact import save_artifact
+from modelstore.registry import Registry
 from schemas.series_csv import read_series_csv
 from training.calibration import quantile_threshold
 from training.data import cut_windows
-from training.registry import Registry
 from vaecore import ChannelScaler, ConvVAE, Detector, FitConfig, Thresholds, VAEConfig, fit
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
@@ -39,7 +40,9 @@ def train_tiny_detector(
 
 def publish(detector: Detector, registry_root: Path, name: str, promote: bool = True) -> str:
     tmp = registry_root / ".build" / f"{name}-{np.random.default_rng().integers(1 << 30)}"
-    detector.save(tmp, name=name, version="0", training_data={"source": "tests"}, metrics={})
+    save_artifact(
+        detector, tmp, name=name, version="0", training_data={"source": "tests"}, metrics={}
+    )
     registry = Registry(registry_root)
     version = registry.publish(name, tmp)
     if promote:

@@ -21,7 +21,7 @@ from schemas.series_csv import SeriesTable, write_scores_csv
 from training import metrics
 from vaecore import Detector
 from vaecore.smoothing import centred
-from vaewatch.errors import UserInputError
+from vwbase.errors import UserInputError
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ from typing import Any
 
 import structlog
 
+from modelstore.artifact import load_artifact
+from modelstore.registry import Registry
 from training.job import EXIT_KEPT_OLD, TrainOptions, run_training_job
-from training.registry import Registry
-from vaewatch import argtypes
-from vaewatch.errors import ModelError, UserInputError
-from vaewatch.threads import apply_torch_threads
+from vwbase import argtypes
+from vwbase.errors import ModelError, UserInputError
+from vwbase.threads import apply_torch_threads
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +49,7 @@ def _topic_channels(args: argparse.Namespace) -> tuple[list[str] | None, str]:
     being retrained, else None (the topic's own set, when it has only one)."""
     if args.channels:
         return list(args.channels), "--channels"
-    from vaecore.artifact import read_manifest
+    from modelstore.artifact import read_manifest
 
     registry = Registry(args.registry)
     try:
@@ -240,12 +241,11 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
 # --- score / evaluate ----------------------------------------------------------------------
 def _load_detector(args: argparse.Namespace) -> Any:
     """The model for `score` / `evaluate`, after setting torch's threads (both start here)."""
-    from vaecore import Detector
 
     apply_torch_threads()
 
     resolved = Registry(Path(args.registry)).resolve(args.model)
-    return Detector.from_artifact(resolved.path, args.device)
+    return load_artifact(resolved.path, args.device)
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -342,7 +342,7 @@ def _models(args: argparse.Namespace) -> int:
         for v in versions:
             print(f"{args.model}@{v}{'  <- production' if v == prod else ''}")
     elif args.action == "show":
-        from vaecore.artifact import read_manifest
+        from modelstore.artifact import read_manifest
 
         spec = f"{args.model}@{args.version}" if args.version else args.model
         resolved = registry.resolve(spec)

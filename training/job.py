@@ -12,18 +12,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import structlog
 import torch
 from tqdm import tqdm
 
+from modelstore.artifact import load_artifact, save_artifact
+from modelstore.registry import Registry
 from schemas.series_csv import SeriesTable
 from training import calibration
 from training.backfill import mean_metrics, score_table, series_metrics
 from training.data import cut_windows, load_tables, masked_values, split_series, stride_for
-from training.registry import Registry
 from vaecore import (
     ChannelScaler,
     ConvVAE,
@@ -36,8 +37,9 @@ from vaecore import (
     fit,
     select_device,
 )
+from vaecore.detector import ScoreKind
 from vaecore.period import dominant_period
-from vaewatch.errors import ModelError, UserInputError
+from vwbase.errors import ModelError, UserInputError
 
 log = structlog.get_logger(__name__)
 
@@ -59,12 +61,14 @@ class TrainOptions:
     max_windows: int = 20000  # training windows cap (stride grows to respect it)
     latent_dim: int = 8
     beta: float = 0.5  # weight of the KL term (beta-VAE)
-    variance: str = "channel"  # decoder variance: one per channel (default) or per point
+    variance: Literal["point", "channel"] = (
+        "channel"  # decoder variance: one per channel (default) or per point
+    )
     n_samples: int = 0  # L for scoring; 0 = posterior mean (deterministic, fastest)
-    score_kind: str = "nll"  # point score: nll | error (squared error, normalised units)
+    score_kind: ScoreKind = "nll"  # point score: nll | error (squared error, normalised units)
     smoothing: int = 0  # rolling mean of step scores over this many steps; 0 = the data's period
     risk: float = 3e-3  # target per-step false-alarm rate of the smoothed score
-    method: str = "pot"  # threshold rule: pot | quantile
+    method: Literal["pot", "quantile"] = "pot"  # threshold rule
     device: str = "auto"
     max_steps: int | None = None
     tolerance: float = 0.02  # promotion gate: allowed drop of the gate metric
@@ -292,7 +296,9 @@ def run_training_job(
     registry = Registry(registry_root)
     with tempfile.TemporaryDirectory(prefix="vaewatch-train-") as tmp:
         artifact = Path(tmp) / "artifact"
-        detector.save(artifact, name=name, version="0", training_data=data_summary, metrics=metrics)
+        save_artifact(
+            detector, artifact, name=name, version="0", training_data=data_summary, metrics=metrics
+        )
         try:
             from training.report import write_report
 
@@ -329,7 +335,7 @@ def _gate(
         summary["gate"] = {"decision": "promoted", "reason": "first production model"}
         return JobResult(version, EXIT_PUBLISHED, True, summary)
     try:
-        old = Detector.from_artifact(registry.resolve(f"{name}@{current}").path, opts.device)
+        old = load_artifact(registry.resolve(f"{name}@{current}").path, opts.device)
     except ModelError as exc:
         registry.promote(name, version)
         summary["gate"] = {"decision": "promoted", "reason": f"production unloadable: {exc}"}

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from kafkaio.records import InRecord
+from modelstore.registry import Registry
 from schemas.series_csv import SeriesTable
-from training.registry import Registry
-from vaewatch.errors import VaewatchError
-from worker.records import InRecord
+from vwbase.errors import VaewatchError
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample" / "smd"
@@ -217,10 +217,10 @@ def update_readme(table: str, seconds: float, readme: Path = REPO / "README.md")
 def run(update: bool = False) -> int:
     """The demo; with `update`, its summary replaces the README's make-run block."""
     started = time.monotonic()
+    from kafkaio.client import read_topic_records
     from schemas.series_csv import find_series_files, read_series_csv
-    from worker.kafka_edge import read_topic_records
     from worker.replay import replay_series
-    from worker.settings import load_settings
+    from worker.settings import settings_from_cli
 
     registry = Path(os.environ.get("VAEWATCH_REGISTRY", REPO / "models"))
     run_dir = REPO / "runs" / time.strftime("%Y%m%dT%H%M%S")
@@ -235,11 +235,11 @@ def run(update: bool = False) -> int:
     version = _ensure_model(registry)
     [table] = [read_series_csv(p) for p in find_series_files([SAMPLE], "test.csv")]
     with _broker() as bootstrap, _worker(bootstrap, registry, topics, run_dir / "worker.log"):
-        settings = load_settings({"kafka_bootstrap_servers": bootstrap})
+        settings = settings_from_cli({"kafka_bootstrap_servers": bootstrap})
         sent = replay_series(
             settings, [table], topics.input, window=WINDOW, stride=STRIDE, progress=True
         )
-        from worker.kafka_edge import make_producer
+        from kafkaio.client import make_producer
 
         producer = make_producer(settings)
         for raw in BAD_MESSAGES:

@@ -31,9 +31,17 @@ from datetime import UTC, datetime
 
 import structlog
 
+from kafkaio.records import (
+    CommitError,
+    DeliveryError,
+    InRecord,
+    Sink,
+    Source,
+    TopicPartition,
+)
 from vaecore import Detector
 from vaecore.smoothing import ScoreHistory
-from vaewatch.errors import BrokerError
+from vwbase.errors import BrokerError
 from worker.observability import Health, Metrics
 from worker.pipeline import (
     BatchOutput,
@@ -43,14 +51,6 @@ from worker.pipeline import (
     encode_batch,
     process_batch,
     score_batch,
-)
-from worker.records import (
-    CommitError,
-    DeliveryError,
-    InRecord,
-    Sink,
-    Source,
-    TopicPartition,
 )
 
 log = structlog.get_logger(__name__)

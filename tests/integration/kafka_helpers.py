@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
-from worker.kafka_edge import assign_from_beginning
+from kafkaio.client import assign_from_beginning
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -37,11 +37,11 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from benchmarks.procstat import memory_mb
+from kafkaio.client import assign_from_beginning
 from schemas.messages import encode_window
 from tests.integration.kafka_helpers import WorkerProcess, start_worker
 from tests.model_factory import publish, train_tiny_detector
 from vaecore import Detector
-from worker.kafka_edge import assign_from_beginning
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(0)]
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"

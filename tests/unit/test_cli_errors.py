@@ -90,13 +90,13 @@ def test_a_worker_setting_out_of_range_is_one_line(
 
 
 def test_secrets_never_appear_in_the_settings_dump(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker.settings import load_settings
+    from worker.settings import settings_from_cli
 
     monkeypatch.setenv("VAEWATCH_SASL_PASSWORD", "hunter2-secret")
-    settings = load_settings()
+    settings = settings_from_cli()
     assert "hunter2-secret" not in str(settings.safe_dump())
     assert "hunter2-secret" not in repr(settings)
-    from worker.kafka_edge import security_kwargs
+    from kafkaio.client import security_kwargs
 
     assert security_kwargs(settings)["sasl_plain_password"] == "hunter2-secret"
 

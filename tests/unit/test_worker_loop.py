@@ -11,13 +11,13 @@ import numpy as np
 import orjson
 import pytest
 
+from kafkaio.records import DeliveryError, InRecord, OutRecord, TopicPartition
 from schemas.messages import encode_window
 from schemas.series_csv import read_series_csv
 from tests.model_factory import SMD
 from vaecore import Detector
 from worker.loop import WorkerLoop, next_offsets
 from worker.pipeline import Topics, process_batch
-from worker.records import DeliveryError, InRecord, OutRecord, TopicPartition
 
 pytestmark = pytest.mark.unit
 TOPICS = Topics("events", "corrected", "dlq")
