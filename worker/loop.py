@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import structlog
 
@@ -363,7 +362,3 @@ def next_offsets(
             continue
         offsets[tp] = max(offsets.get(tp, -1), r.offset + 1)
     return offsets
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -382,11 +382,31 @@ def test_a_revocation_while_batches_are_in_the_pipeline_keeps_them_all_from_comm
     assert source.commits[2] == {("in", 0): 3}, "the revoked partition's record was dropped"
 
 
+@dataclass
+class TricklingSource(FakeSource):
+    """Returns at most `per_poll` records a poll, so a batch fills across several polls."""
+
+    per_poll: int = 2
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[InRecord]:
+        return super().poll(timeout_ms, min(max_records, self.per_poll))
+
+
 def test_batches_never_exceed_max_batch(tiny_detector: Detector) -> None:
-    source = FakeSource(records(tiny_detector, 20))
+    """Each poll brings 2 records and the loop waits to fill a batch of 3: the second poll of
+    a batch must ask for what is left (1), never for a whole batch again."""
+    source = TricklingSource(records(tiny_detector, 20), per_poll=2)
     sink = FakeSink(source.log)
-    run_until_drained(make_loop(source, sink, tiny_detector, max_batch=3), source)
-    assert source.max_outstanding <= 3
+    loop = make_loop(source, sink, tiny_detector, max_batch=3, max_batch_wait_ms=300)
+    stop = threading.Event()
+    sizes = []
+    while source.records:
+        batch = loop.collect(stop)
+        sizes.append(len(batch))
+        loop.process(batch, tiny_detector, stop)
+    assert max(sizes) <= 3, f"batch sizes {sizes}"
+    assert sizes[0] == 3, "the first batch fills across polls"
+    assert sum(sizes) == 20
 
 
 def test_run_finishes_the_batch_in_hand_when_stopped(tiny_detector: Detector) -> None:

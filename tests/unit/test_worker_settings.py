@@ -65,3 +65,15 @@ def test_producer_idempotence_from_env_reaches_the_producer(
     config = producer_config(settings_from_cli(), linger_ms=20)
     assert config["enable_idempotence"] is False
     assert (config["acks"], config["linger_ms"]) == ("all", 20)
+
+
+def test_a_bad_worker_flag_is_named_in_the_one_line_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaewatch.cli import main
+
+    monkeypatch.delenv("VAEWATCH_MAX_BATCH", raising=False)
+    assert main(["worker", "--max-batch", "0", "--metrics-port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "VAEWATCH_MAX_BATCH / --max-batch:" in err[0]
