@@ -30,7 +30,7 @@ def train_tiny_detector(
     torch.manual_seed(seed)
     model = ConvVAE(VAEConfig(n_channels=len(names), window=window, hidden=(16, 32)))
     fit(model, train, None, FitConfig(epochs=5, batch_size=64, lr=3e-3, max_steps=steps, seed=seed))
-    detector = Detector(model, scaler, names, device="cpu", stride=window // 2)
+    detector = Detector(model, scaler, names, device=torch.device("cpu"), stride=window // 2)
     [val] = detector.score([values[-1000:]])
     points = np.stack([quantile_threshold(val.point[:, c], 0.001) for c in range(values.shape[1])])
     return detector.with_thresholds(

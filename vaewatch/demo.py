@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ import orjson
 from kafkaio.records import InRecord
 from modelstore.registry import Registry
 from schemas.series_csv import SeriesTable
+from vaewatch.process import StreamTopics, start_worker, worker_env
 from vwbase.errors import VaewatchError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,14 +41,6 @@ BAD_MESSAGES = [
     b'{"schema_version": 1, "window_id": "w", "series_id": "s", "start": "2026-11-24T03:00:00Z",'
     b' "interval_ms": 1000, "channels": ["a"], "values": [[NaN]]}',
 ]
-
-
-@dataclass(frozen=True)
-class Topics:
-    input: str
-    events: str
-    corrected: str
-    dlq: str
 
 
 @contextmanager
@@ -85,25 +77,9 @@ def _ensure_model(registry: Path) -> str:
 
 
 @contextmanager
-def _worker(bootstrap: str, registry: Path, topics: Topics, log: Path) -> Iterator[None]:
-    env = dict(os.environ)
-    env.update(
-        VAEWATCH_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        VAEWATCH_REGISTRY=str(registry),
-        VAEWATCH_MODEL=MODEL,
-        VAEWATCH_INPUT_TOPIC=topics.input,
-        VAEWATCH_EVENTS_TOPIC=topics.events,
-        VAEWATCH_CORRECTED_TOPIC=topics.corrected,
-        VAEWATCH_DLQ_TOPIC=topics.dlq,
-        VAEWATCH_GROUP_ID=f"vaewatch-demo-{uuid.uuid4().hex[:8]}",
-        VAEWATCH_METRICS_PORT=env.get("VAEWATCH_METRICS_PORT", "0"),
-        VAEWATCH_SESSION_TIMEOUT_MS="6000",
-        VAEWATCH_HEARTBEAT_INTERVAL_MS="1000",
-    )
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            _vaewatch("--log-format", "json", "worker"), env=env, stdout=out, stderr=out
-        )
+def _worker(bootstrap: str, registry: Path, topics: StreamTopics, log: Path) -> Iterator[None]:
+    metrics = {"VAEWATCH_METRICS_PORT": os.environ.get("VAEWATCH_METRICS_PORT", "0")}
+    proc = start_worker(worker_env(bootstrap, registry, topics, MODEL, metrics), log)
     print(f"worker started (pid {proc.pid}), logs in {log.relative_to(REPO)}")
     try:
         _wait_until_assigned(proc, log)
@@ -226,11 +202,12 @@ def run(update: bool = False) -> int:
     run_dir = REPO / "runs" / time.strftime("%Y%m%dT%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
-    topics = Topics(
+    topics = StreamTopics(
         f"sensor-windows-{tag}",
         f"anomaly-events-{tag}",
         f"corrected-windows-{tag}",
         f"sensor-windows-{tag}.dlq",
+        f"vaewatch-demo-{uuid.uuid4().hex[:8]}",
     )
     version = _ensure_model(registry)
     [table] = [read_series_csv(p) for p in find_series_files([SAMPLE], "test.csv")]

@@ -152,8 +152,8 @@ def processes(
 ) -> dict[str, subprocess.CompletedProcess[str]]:
     """The selected cases' processes, a few at a time: each spends seconds importing
     (torch), so on a machine with free cores the table takes a fraction of one by one."""
-    selected = [
-        item.callspec.params["case"]
+    selected: list[str] = [
+        str(item.callspec.params["case"])
         for item in request.session.items
         if isinstance(item, pytest.Function)
         and item.originalname == "test_bad_arguments_exit_2_with_one_line_and_no_traceback"

@@ -116,7 +116,8 @@ def test_log_level_comes_from_the_environment_and_a_bad_one_is_refused(
 def test_worker_help_lists_every_setting_and_the_log_level(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from worker.settings import WorkerSettings, env_var
+    from kafkaio.settings import env_var
+    from worker.settings import WorkerSettings
 
     with pytest.raises(SystemExit):
         main(["worker", "--help"])

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
+from kafkaio.settings import env_var
 from tests.kustomize import containers, load_docs, pod_spec, render
 from worker.observability import Metrics
-from worker.settings import WorkerSettings, env_var
+from worker.settings import WorkerSettings
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]

@@ -37,11 +37,12 @@ def clean_signal(length: int, seed: int = 0) -> np.ndarray:
     t = np.arange(length)
     rng = np.random.default_rng(seed)
     base = np.stack([np.sin(2 * np.pi * t / 32 + p) for p in (0.0, 1.0, 2.0)], axis=1)
-    return (
+    values: np.ndarray = (
         base * np.array([1.0, 2.0, 0.5])
         + np.array([0.0, 5.0, -1.0])
         + 0.05 * rng.standard_normal((length, 3))
     )
+    return values
 
 
 def windows_of(series: np.ndarray, window: int, stride: int) -> np.ndarray:

@@ -421,7 +421,7 @@ def test_run_finishes_the_batch_in_hand_when_stopped(tiny_detector: Detector) ->
         stop.set()  # SIGTERM arrives while the batch is in hand
         return batch
 
-    loop.collect = collect_then_stop  # type: ignore[method-assign]
+    loop.collect = collect_then_stop  # type: ignore[method-assign, assignment]
     loop.run(stop)
     assert source.committed == {("in", 0): 3, ("in", 1): 2}
     assert len([r for r in sink.acked if r.topic == "corrected"]) == 5
