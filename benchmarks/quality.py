@@ -38,6 +38,7 @@ from training.backfill import score_table
 from training.job import TrainOptions, calibrate, train_detector
 from training.metrics import auc_pr, best_f1, f1_at
 from training.vus import peers_python, vus_pr_many
+from vaecore.unscored import ranked
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -252,11 +253,6 @@ def _typed(value: str) -> Any:
     return value
 
 
-def _clean(x: np.ndarray) -> np.ndarray:
-    finite = x[np.isfinite(x)]
-    return np.where(np.isfinite(x), x, finite.min() if finite.size else 0.0)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -335,7 +331,7 @@ def main() -> int:
                 row.update(auc_pr=None, best_f1=None, vus_pr=None)
                 rows.append(row)
                 continue
-            score = _clean(raw)
+            score = ranked(raw)
             row.update(auc_pr=auc_pr(score, labels), best_f1=best_f1(score, labels))
             if method_name == "vaewatch":
                 row["f1_at_threshold"] = f1_at(flags, labels)

@@ -8,13 +8,20 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import structlog
 
 from modelstore.artifact import load_artifact
 from modelstore.registry import Registry
-from training.job import EXIT_KEPT_OLD, TrainOptions, run_training_job
+from training.job import (
+    EXIT_KEPT_OLD,
+    ThresholdMethod,
+    TrainOptions,
+    Variance,
+    run_training_job,
+)
+from vaecore.detector import ScoreKind
 from vwbase import argtypes
 from vwbase.errors import ModelError, UserInputError
 from vwbase.threads import apply_torch_threads
@@ -191,11 +198,13 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument(
         "--variance",
-        choices=["point", "channel"],
+        choices=get_args(Variance),
         default=TrainOptions.variance,
         help=f"decoder variance: one per channel, or per point (default {TrainOptions.variance})",
     )
-    p.add_argument("--threshold-method", choices=["pot", "quantile"], default=TrainOptions.method)
+    p.add_argument(
+        "--threshold-method", choices=get_args(ThresholdMethod), default=TrainOptions.method
+    )
     p.add_argument(
         "--false-alarm-rate",
         type=argtypes.open_fraction,
@@ -223,7 +232,7 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--score-kind",
-        choices=["nll", "error"],
+        choices=get_args(ScoreKind),
         default=TrainOptions.score_kind,
         help="point score: Gaussian negative log-likelihood, or squared reconstruction error "
         f"in normalised units (default {TrainOptions.score_kind})",

@@ -39,12 +39,17 @@ from vaecore import (
 )
 from vaecore.detector import ScoreKind
 from vaecore.period import dominant_period
+from vaecore.unscored import ranked
 from vwbase.errors import ModelError, UserInputError
 
 log = structlog.get_logger(__name__)
 
 EXIT_PUBLISHED = 0
 EXIT_KEPT_OLD = 4
+
+
+Variance = Literal["point", "channel"]  # the decoder's variance (VAEConfig.variance)
+ThresholdMethod = Literal["pot", "quantile"]  # how the window threshold is calibrated
 
 
 @dataclass(frozen=True)
@@ -61,14 +66,12 @@ class TrainOptions:
     max_windows: int = 20000  # training windows cap (stride grows to respect it)
     latent_dim: int = 8
     beta: float = 0.5  # weight of the KL term (beta-VAE)
-    variance: Literal["point", "channel"] = (
-        "channel"  # decoder variance: one per channel (default) or per point
-    )
+    variance: Variance = "channel"  # decoder variance: one per channel (default) or per point
     n_samples: int = 0  # L for scoring; 0 = posterior mean (deterministic, fastest)
     score_kind: ScoreKind = "nll"  # point score: nll | error (squared error, normalised units)
     smoothing: int = 0  # rolling mean of step scores over this many steps; 0 = the data's period
     risk: float = 3e-3  # target per-step false-alarm rate of the smoothed score
-    method: Literal["pot", "quantile"] = "pot"  # threshold rule
+    method: ThresholdMethod = "pot"  # threshold rule
     device: str = "auto"
     max_steps: int | None = None
     tolerance: float = 0.02  # promotion gate: allowed drop of the gate metric
@@ -249,7 +252,7 @@ def evaluate_detector(
 
         labelled = [r for r in results if r.table.labels is not None]
         vus = vus_pr_many(
-            [(np.nan_to_num(r.step, nan=0.0), r.table.labels) for r in labelled],  # type: ignore[misc]
+            [(ranked(r.step), r.table.labels) for r in labelled],  # type: ignore[misc]
             data=[r.table.values[:, 0] for r in labelled],
         )
     rows = []

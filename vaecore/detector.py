@@ -42,6 +42,7 @@ from vaecore.fit import prepare_batch
 from vaecore.network import ConvVAE, gaussian_nll
 from vaecore.scaler import ChannelScaler
 from vaecore.smoothing import ScoreHistory, SeriesLink, trailing
+from vaecore.unscored import below_all
 
 
 @dataclass(frozen=True)
@@ -334,7 +335,7 @@ class Detector:
             )
         finite = np.isfinite(step)
         score = float(np.max(step[finite])) if finite.any() else float("nan")
-        flagged = observed & (np.nan_to_num(point, nan=-np.inf) > th.point[None, :])
+        flagged = observed & (below_all(point) > th.point[None, :])
         return WindowScores(
             point=point,
             raw_step=raw_step,
