@@ -48,9 +48,9 @@ from schemas.messages import (
     encode_corrected,
     encode_window,
 )
-from training.calibration import quantile_threshold
 from training.job import TrainOptions
 from vaecore import ChannelScaler, ConvVAE, Detector, Thresholds, VAEConfig
+from vaecore.calibration import quantile_threshold
 from vaecore.device import select_device
 from vaewatch.process import StreamTopics, worker_env
 from vaewatch.process import start_worker as vaewatch_worker

@@ -10,9 +10,9 @@ import torch
 from modelstore.artifact import save_artifact
 from modelstore.registry import Registry
 from schemas.series_csv import read_series_csv
-from training.calibration import quantile_threshold
 from training.data import cut_windows
 from vaecore import ChannelScaler, ConvVAE, Detector, FitConfig, Thresholds, VAEConfig, fit
+from vaecore.calibration import quantile_threshold
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 SMD = SAMPLE / "smd" / "machine-1-2"

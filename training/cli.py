@@ -165,6 +165,13 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
         default=TrainOptions.seed,
         help=f"random seed (default {TrainOptions.seed})",
     )
+    _add_fit_and_gate_options(p)
+    _add_topic_and_score_options(p)
+    p.set_defaults(func=_train)
+
+
+def _add_fit_and_gate_options(p: argparse.ArgumentParser) -> None:
+    """`train`: promotion gate, device, data split, and the fit's and thresholds' options."""
     p.add_argument("--promote", action="store_true", help="move `production` if the gate agrees")
     p.add_argument(
         "--tolerance",
@@ -213,6 +220,10 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
         f"(default {TrainOptions.risk})",
     )
     p.add_argument("--max-steps", type=argtypes.positive_int, default=None, help=argparse.SUPPRESS)
+
+
+def _add_topic_and_score_options(p: argparse.ArgumentParser) -> None:
+    """`train`: where --from-topic reads, progress, and how the model scores."""
     p.add_argument(
         "--since",
         type=argtypes.duration_seconds,
@@ -244,7 +255,6 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
         help="steps of the rolling mean the thresholds apply to; 0 = the dominant period of "
         "the training data (default), 1 = no smoothing",
     )
-    p.set_defaults(func=_train)
 
 
 # --- score / evaluate ----------------------------------------------------------------------

@@ -22,7 +22,6 @@ from tqdm import tqdm
 from modelstore.artifact import load_artifact, save_artifact
 from modelstore.registry import Registry
 from schemas.series_csv import SeriesTable
-from training import calibration
 from training.backfill import mean_metrics, score_table, series_metrics
 from training.data import cut_windows, load_tables, masked_values, split_series, stride_for
 from vaecore import (
@@ -32,11 +31,12 @@ from vaecore import (
     EpochStats,
     FitConfig,
     FitHistory,
-    Thresholds,
     VAEConfig,
+    calibration,
     fit,
     select_device,
 )
+from vaecore.calibration import part_scores
 from vaecore.detector import ScoreKind
 from vaecore.period import dominant_period
 from vaecore.unscored import ranked
@@ -134,6 +134,27 @@ def smoothing_steps(opts: TrainOptions, period: int) -> int:
     return opts.smoothing or max(period, opts.window)
 
 
+def _vae_config(opts: TrainOptions, n_channels: int) -> VAEConfig:
+    return VAEConfig(
+        n_channels=n_channels,
+        window=opts.window,
+        latent_dim=opts.latent_dim,
+        beta=opts.beta,
+        variance=opts.variance,
+    )
+
+
+def _fit_config(opts: TrainOptions) -> FitConfig:
+    return FitConfig(
+        epochs=opts.epochs,
+        batch_size=opts.batch_size,
+        lr=opts.lr,
+        patience=opts.patience,
+        seed=opts.seed,
+        max_steps=opts.max_steps,
+    )
+
+
 def train_detector(tables: Sequence[SeriesTable], opts: TrainOptions) -> Trained:
     """Fit scaler and VAE on the training part of every series; keep both parts for calibration."""
     splits = [
@@ -147,30 +168,10 @@ def train_detector(tables: Sequence[SeriesTable], opts: TrainOptions) -> Trained
     if len(train) == 0:
         raise UserInputError("no training window has an observed point")
     torch.manual_seed(opts.seed)
-    cfg = VAEConfig(
-        n_channels=len(tables[0].channels),
-        window=opts.window,
-        latent_dim=opts.latent_dim,
-        beta=opts.beta,
-        variance=opts.variance,
-    )
-    model = ConvVAE(cfg)
+    model = ConvVAE(_vae_config(opts, len(tables[0].channels)))
     bar, on_epoch = _progress(opts)
     started = time.perf_counter()
-    history = fit(
-        model,
-        train,
-        val if len(val) else None,
-        FitConfig(
-            epochs=opts.epochs,
-            batch_size=opts.batch_size,
-            lr=opts.lr,
-            patience=opts.patience,
-            seed=opts.seed,
-            max_steps=opts.max_steps,
-        ),
-        on_epoch,
-    )
+    history = fit(model, train, val if len(val) else None, _fit_config(opts), on_epoch)
     bar.close()
     seconds = time.perf_counter() - started
     period = training_period(train_rows)
@@ -199,14 +200,6 @@ def train_detector(tables: Sequence[SeriesTable], opts: TrainOptions) -> Trained
     return Trained(detector, history, train_rows, [s.val for s in splits], summary)
 
 
-def part_scores(detector: Detector, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Smoothed step scores (N,) and point scores (N, C) of series parts, each its own series."""
-    scored = detector.score([v for v in parts if len(v) >= detector.window])
-    steps = np.concatenate([s.step for s in scored])
-    points = np.concatenate([s.point for s in scored])
-    return steps, points
-
-
 def calibrate(
     detector: Detector,
     train_parts: list[np.ndarray],
@@ -217,28 +210,9 @@ def calibrate(
 
     The held-out tail alone is short (SKAB: ~80 steps), so a 1e-3 tail rule on it is a
     guess; pooling it with the in-sample scores gives the rule enough points, and the tail
-    rate asked for never goes below 10 / n (`calibration.threshold`).
+    rate asked for never goes below 10 / n (`vaecore.calibration.threshold`).
     """
-    steps, points = part_scores(detector, [*train_parts, *val_parts])
-    window = calibration.threshold(steps, opts.risk, opts.method)
-    point = np.array(
-        [
-            calibration.threshold(points[:, c], opts.risk, opts.method)
-            for c in range(points.shape[1])
-        ]
-    )
-    # a channel never observed in validation has no scores: borrow the highest finite threshold
-    finite = point[np.isfinite(point)]
-    point = np.where(np.isfinite(point), point, finite.max() if finite.size else window)
-    return detector.with_thresholds(
-        Thresholds(
-            window=window,
-            point=point,
-            method=opts.method,
-            target_false_alarm_rate=opts.risk,
-            window_spread=calibration.robust_spread(steps),
-        )
-    )
+    return calibration.calibrate(detector, [*train_parts, *val_parts], opts.risk, opts.method)
 
 
 def evaluate_detector(
