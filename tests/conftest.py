@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,16 @@ def _torch_threads() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """A test that runs `vaewatch.cli.main` configures structlog (level, renderer) for the
+    process; later tests' `capture_logs` must not inherit its level filter."""
+    yield
+    import structlog
+
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")
