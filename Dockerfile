@@ -26,11 +26,14 @@ COPY requirements.lock requirements-cuda.lock ./
 # --no-deps: the lock is the whole closure; a package missing from it fails the build
 RUN pip install --require-hashes --no-deps --extra-index-url "${TORCH_INDEX}" -r "${LOCK}"
 COPY pyproject.toml README.md ./
-COPY vaewatch ./vaewatch
-COPY vaecore ./vaecore
+COPY vwbase ./vwbase
 COPY schemas ./schemas
+COPY vaecore ./vaecore
+COPY modelstore ./modelstore
+COPY kafkaio ./kafkaio
 COPY training ./training
 COPY worker ./worker
+COPY vaewatch ./vaewatch
 # the project itself, built with the locked setuptools: nothing more is downloaded
 RUN pip install --no-deps --no-build-isolation --no-index . \
  && pip check

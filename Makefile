@@ -32,11 +32,12 @@ run-readme: $(STAMP)  ## make run from a fresh model, and put its summary into R
 	rm -rf models/default
 	$(BIN)/python -m vaewatch.demo --update-readme
 
-test: lint typecheck pytest  ## the whole suite: ruff, mypy, unit + integration tests against a real broker
+test: lint typecheck pytest  ## the whole suite: ruff, lint-imports, mypy, unit + integration tests against a real broker
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, ruff format --check, and the import-layer contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -71,8 +71,8 @@ from benchmarks.speed import (
 )
 from vaecore import Detector
 from vaecore.device import autocast_for, select_device
-from vaewatch.errors import VaewatchError
 from vaewatch.logs import configure_logging
+from vwbase.errors import VaewatchError
 
 SHAPES = ((128, 1), (128, 8), (128, 38))
 PRECISIONS = ("fp32", "bf16")
@@ -264,7 +264,7 @@ def compute_rows(base: Detector, shape: tuple[int, int], budget: Budget) -> list
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    from worker.kafka_edge import ensure_topics
+    from kafkaio.client import ensure_topics
     from worker.settings import WorkerSettings
 
     ensure_topics(WorkerSettings(kafka_bootstrap_servers=bootstrap), [topic], partitions)

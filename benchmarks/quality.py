@@ -38,6 +38,7 @@ from training.backfill import score_table
 from training.job import TrainOptions, calibrate, train_detector
 from training.metrics import auc_pr, best_f1, f1_at
 from training.vus import peers_python, vus_pr_many
+from vaecore.unscored import ranked
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -79,9 +80,10 @@ def ensure_peers_venv() -> None:
     """
     stamp = PEERS_VENV / ".installed"
     wanted = "\n".join([*PEERS_REQUIREMENTS, *TSB_AD_BUILD, TSB_AD])
-    if stamp.exists() and stamp.read_text() == wanted:
-        return
     py = PEERS_VENV / "bin" / "python"
+    if stamp.exists() and stamp.read_text() == wanted:
+        os.environ.setdefault("VAEWATCH_PEERS_PYTHON", str(py))
+        return
     print("building benchmarks/.peers-venv (PyOD, tsb-ad, numpy<2) ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
     pip = [str(py), "-m", "pip", "install", "--quiet"]
@@ -89,6 +91,7 @@ def ensure_peers_venv() -> None:
     subprocess.run([*pip, *TSB_AD_BUILD], check=True)
     subprocess.run([*pip, "--no-deps", "--no-build-isolation", TSB_AD], check=True)
     stamp.write_text(wanted)
+    os.environ.setdefault("VAEWATCH_PEERS_PYTHON", str(py))  # training.vus runs VUS-PR with it
 
 
 def _peer_cache_path(method: str, splits: list[tuple[np.ndarray, np.ndarray]]) -> Path:
@@ -250,11 +253,6 @@ def _typed(value: str) -> Any:
     return value
 
 
-def _clean(x: np.ndarray) -> np.ndarray:
-    finite = x[np.isfinite(x)]
-    return np.where(np.isfinite(x), x, finite.min() if finite.size else 0.0)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -333,7 +331,7 @@ def main() -> int:
                 row.update(auc_pr=None, best_f1=None, vus_pr=None)
                 rows.append(row)
                 continue
-            score = _clean(raw)
+            score = ranked(raw)
             row.update(auc_pr=auc_pr(score, labels), best_f1=best_f1(score, labels))
             if method_name == "vaewatch":
                 row["f1_at_threshold"] = f1_at(flags, labels)

@@ -26,6 +26,7 @@ from schemas.series_csv import read_series_csv
 from training.job import TrainOptions, train_detector
 from training.metrics import auc_pr, best_f1
 from vaecore import Detector
+from vaecore.unscored import ranked
 
 KINDS = ("nll", "err", "abs", "maxerr", "zstd")
 
@@ -41,7 +42,7 @@ def score_kinds(detector: Detector, values: np.ndarray) -> dict[str, np.ndarray]
         "maxerr": np.nanmax(z**2, axis=1),
         "zstd": np.nanmean(np.where(observed, ((values - expected) / std) ** 2, np.nan), axis=1),
     }
-    return {k: np.nan_to_num(v, nan=float(np.nanmin(v))) for k, v in kinds.items()}
+    return {k: ranked(v) for k, v in kinds.items()}
 
 
 def main() -> int:

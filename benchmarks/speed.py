@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,19 +39,22 @@ import torch
 
 from benchmarks import profile
 from benchmarks.procstat import CpuMeter, memory_mb
+from modelstore.artifact import save_artifact
+from modelstore.registry import Registry
 from schemas.messages import (
     ModelRef,
     SourceRef,
     decode_window,
     encode_corrected,
     encode_window,
-    merge_corrected,
 )
-from training.calibration import quantile_threshold
 from training.job import TrainOptions
-from training.registry import Registry
 from vaecore import ChannelScaler, ConvVAE, Detector, Thresholds, VAEConfig
+from vaecore.calibration import quantile_threshold
 from vaecore.device import select_device
+from vaewatch.process import StreamTopics, worker_env
+from vaewatch.process import start_worker as vaewatch_worker
+from worker.events import merge_corrected
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
@@ -209,7 +213,7 @@ def cpu_bound(row: dict[str, Any], cores: int) -> float:
 
 def publish_model(detector: Detector, root: Path, name: str) -> None:
     tmp = root / ".build" / name
-    detector.save(tmp, name=name, version="0", training_data={}, metrics={})
+    save_artifact(detector, tmp, name=name, version="0", training_data={}, metrics={})
     reg = Registry(root)
     reg.promote(name, reg.publish(name, tmp))
 
@@ -220,38 +224,13 @@ def start_worker(
     model: str,
     tag: str,
     log: Path,
-    env_extra: dict[str, str | None] | None = None,
+    env_extra: Mapping[str, str | None] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """`python -m vaewatch worker` (no installed console script needed) on topics of `tag`;
-    workers started with the same tag form one consumer group. `env_extra` sets (or, with
-    None, unsets) variables."""
-    env = dict(os.environ)
-    env.update(
-        VAEWATCH_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        VAEWATCH_REGISTRY=str(registry),
-        VAEWATCH_MODEL=model,
-        VAEWATCH_INPUT_TOPIC=f"in-{tag}",
-        VAEWATCH_EVENTS_TOPIC=f"ev-{tag}",
-        VAEWATCH_CORRECTED_TOPIC=f"co-{tag}",
-        VAEWATCH_DLQ_TOPIC=f"dlq-{tag}",
-        VAEWATCH_GROUP_ID=f"g-{tag}",
-        VAEWATCH_METRICS_PORT="0",
-        VAEWATCH_SESSION_TIMEOUT_MS="6000",
-        VAEWATCH_HEARTBEAT_INTERVAL_MS="1000",
-        VAEWATCH_LOG_LEVEL="WARNING",
-    )
-    for name, value in (env_extra or {}).items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    out = log.open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "vaewatch", "--log-format", "json", "worker"],
-        env=env,
-        stdout=out,
-        stderr=out,
-    )
+    """A worker on the topics of `tag` (`StreamTopics.tagged`); workers started with the
+    same tag form one consumer group. `env_extra` sets (or, with None, unsets) variables."""
+    extra: dict[str, str | None] = {"VAEWATCH_LOG_LEVEL": "WARNING", **(env_extra or {})}
+    env = worker_env(bootstrap, registry, StreamTopics.tagged(tag), model, extra)
+    return vaewatch_worker(env, log)
 
 
 def read_timestamps(
@@ -262,7 +241,7 @@ def read_timestamps(
     import orjson
     from kafka import KafkaConsumer
 
-    from worker.kafka_edge import assign_from_beginning
+    from kafkaio.client import assign_from_beginning
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     deadline = time.monotonic() + timeout_s
@@ -281,7 +260,7 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """The next offset of every partition of `topic`: where records produced from now on go."""
     from kafka import KafkaConsumer
 
-    from worker.kafka_edge import assign_from_beginning
+    from kafkaio.client import assign_from_beginning
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     tps = assign_from_beginning(consumer, topic, time.monotonic() + 30)

@@ -40,7 +40,7 @@ from benchmarks.speed import (
     publish_model,
     worker_rate,
 )
-from vaewatch.threads import ENV_VAR, affinity_cpus, auto_threads, cgroup_cpu_quota, usable_cpus
+from vwbase.threads import ENV_VAR, affinity_cpus, auto_threads, cgroup_cpu_quota, usable_cpus
 
 SHAPE = (128, 8)
 SETTINGS = {"1": "1", "2": "2", "auto": "0"}  # label -> VAEWATCH_TORCH_THREADS

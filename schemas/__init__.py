@@ -24,8 +24,6 @@ from schemas.messages import (
     encode_event,
     encode_window,
     make_event_id,
-    merge_corrected,
-    severity,
 )
 from schemas.series_csv import (
     SeriesTable,
@@ -58,9 +56,7 @@ __all__ = [
     "encode_window",
     "find_series_files",
     "make_event_id",
-    "merge_corrected",
     "parse_timestamps",
     "read_series_csv",
-    "severity",
     "write_scores_csv",
 ]

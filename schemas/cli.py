@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from schemas.episodes import AlertEpisode
 from schemas.manifest import ModelManifest
 from schemas.messages import AnomalyEvent, CorrectedWindow, SensorWindow
-from vaewatch.argtypes import output_directory
+from vwbase.argtypes import output_directory
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "json"
 EXPORTED: dict[str, type[BaseModel]] = {

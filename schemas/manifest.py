@@ -23,7 +23,7 @@ class _Strict(BaseModel):
 
 
 class Architecture(_Strict):
-    """Hyper-parameters of the ConvVAE (mirrors `vaecore.config.VAEConfig`)."""
+    """Hyper-parameters of the ConvVAE (the fields of `vaecore.network.VAEConfig`, by name)."""
 
     n_channels: int = Field(ge=1, le=4096)
     window: int = Field(ge=8, le=65536, description="model window length in time steps")

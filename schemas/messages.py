@@ -1,12 +1,12 @@
-"""Wire formats of contract §3: the input window, the anomaly event, the corrected window.
+"""The codec of contract §3: decode sensor windows, encode events and corrected windows.
 
-Two layers, one source of truth for the shapes:
-- pydantic models (`SensorWindow`, `AnomalyEvent`, `CorrectedWindow`) document the formats,
-  export their JSON Schemas for downstream teams and validate encoder output in tests;
-- the hot path (`decode_window`, `encode_*`) uses orjson and numpy directly, because the
-  worker decodes and encodes every window and that dominates its per-message cost. It
-  applies the same rules and raises `InvalidMessage` with a short stable `error_class` and a
-  one-line `reason`, which go into the dead-letter headers as they are.
+The formats themselves are documented by the pydantic models of `schemas.formats` (JSON
+Schema export, encoder checks in tests), importable from here too. This hot path uses
+orjson and numpy directly, because the worker decodes and encodes every window and that
+dominates its per-message cost. It applies the same rules and raises `InvalidMessage` with
+a short stable `error_class` and a one-line `reason`, which go into the dead-letter headers
+as they are. What goes into an output (severity, anomalous points, corrected values) is
+decided by `worker.events`, not here.
 """
 
 from __future__ import annotations
@@ -17,150 +17,53 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import orjson
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    model_validator,
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+from schemas.formats import (
+    MAX_CHANNELS,
+    MAX_ID_CHARS,
+    MAX_MESSAGE_BYTES,
+    MAX_STEPS,
+    SCHEMA_VERSION,
+    AnomalousPoint,
+    AnomalyEvent,
+    CorrectedWindow,
+    ModelRef,
+    SensorWindow,
+    SourceRef,
 )
 
-SCHEMA_VERSION = 1
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-MAX_STEPS = 65536
-MAX_CHANNELS = 1024
-MAX_ID_CHARS = 256
+__all__ = [  # the codec, and the formats it reads and writes (from schemas.formats)
+    "MAX_CHANNELS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_STEPS",
+    "SCHEMA_VERSION",
+    "AnomalousPoint",
+    "AnomalyEvent",
+    "CorrectedWindow",
+    "DecodedWindow",
+    "InvalidMessage",
+    "ModelRef",
+    "SensorWindow",
+    "SourceRef",
+    "align_to_model",
+    "dead_letter_headers",
+    "decode_window",
+    "encode_corrected",
+    "encode_event",
+    "encode_window",
+    "iso",
+    "make_event_id",
+    "parse_start",
+]
+
 _EVENT_NAMESPACE = uuid.UUID("6f0c3c1e-4f57-4d8a-9a55-2f1a3b7e5d10")
 _NUMBER_TYPES = frozenset({float, int, type(None)})
 _MISSING_HINT = "use null for a missing reading"
-
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
-Reading = float | None
-Row = Annotated[list[Reading], Field(min_length=1, max_length=MAX_CHANNELS)]
-
-
-class _Wire(BaseModel):
-    """Strict like the hot path: no string->number or bool->number coercion, no NaN/Inf."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-
-def _check_grid(channels: Sequence[str], values: Sequence[Sequence[Reading]]) -> None:
-    if len(set(channels)) != len(channels):
-        raise ValueError("channel names must be unique")
-    bad = next((i for i, row in enumerate(values) if len(row) != len(channels)), None)
-    if bad is not None:
-        raise ValueError(
-            f"values[{bad}] has {len(values[bad])} readings for {len(channels)} channels"
-        )
-
-
-class SensorWindow(_Wire):
-    """Input, topic `sensor-windows`. `values` is time-major, one column per channel.
-
-    Tolerant reader: unknown top-level fields are accepted, ignored for scoring and passed
-    through unchanged on the corrected window; `schema_version` must still be 1.
-    """
-
-    model_config = ConfigDict(extra="allow", frozen=True, strict=True, allow_inf_nan=False)
-
-    schema_version: Literal[1]
-    window_id: Id
-    series_id: Id
-    start: AwareDatetime = Field(description="ISO-8601 time of the first row, with a timezone")
-    interval_ms: int = Field(gt=0, description="time between rows")
-    channels: list[Id] = Field(min_length=1, max_length=MAX_CHANNELS)
-    values: list[Row] = Field(
-        min_length=1,
-        max_length=MAX_STEPS,
-        description="rows x channels, one reading per channel in every row; null = missing",
-    )
-
-    @model_validator(mode="after")
-    def _grid_matches_channels(self) -> SensorWindow:
-        _check_grid(self.channels, self.values)
-        return self
-
-
-class _Ref(BaseModel):
-    """Built by the worker for every output, so no stricter than the values it is given."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelRef(_Ref):
-    name: str
-    version: str
-
-
-class SourceRef(_Ref):
-    topic: str
-    partition: int
-    offset: int
-
-
-class AnomalousPoint(_Wire):
-    index: int = Field(ge=0, description="row within the window")
-    timestamp: AwareDatetime = Field(description="start + index * interval_ms")
-    channel: str
-    value: float
-    expected: float = Field(description="the model's reconstruction")
-    score: float = Field(description="negative log-likelihood of the point")
-
-
-class AnomalyEvent(_Wire):
-    """Output, topic `anomaly-events`, one per anomalous window."""
-
-    schema_version: Literal[1]
-    event_id: str = Field(description="deterministic from window_id and model version")
-    window_id: Id
-    series_id: Id
-    start: AwareDatetime
-    end: AwareDatetime = Field(description="time of the last row")
-    model: ModelRef
-    score: float
-    threshold: float
-    severity: Literal["low", "medium", "high", "critical"]
-    channel_scores: dict[str, float | None]
-    anomalous_points: list[AnomalousPoint]
-    detected_at: AwareDatetime
-    source: SourceRef
-
-
-class CorrectedWindow(_Wire):
-    """Output, topic `corrected-windows`, one per valid input window.
-
-    Unknown top-level fields of the input window are carried over unchanged, except one
-    named like a field below that is not an input field (`corrected`, `is_anomaly`,
-    `score`, `model`, `source`): the worker's own value is written there.
-    """
-
-    model_config = ConfigDict(extra="allow", frozen=True, strict=True, allow_inf_nan=False)
-
-    schema_version: Literal[1]
-    window_id: Id
-    series_id: Id
-    start: AwareDatetime
-    interval_ms: int = Field(gt=0)
-    channels: list[Id] = Field(min_length=1, max_length=MAX_CHANNELS)
-    values: list[Row] = Field(min_length=1, max_length=MAX_STEPS)
-    corrected: list[tuple[int, int]] = Field(description="[row, channel] pairs replaced")
-    is_anomaly: bool
-    score: float | None = Field(description="window score; null when it is not finite")
-    model: ModelRef
-    source: SourceRef
-
-    @model_validator(mode="after")
-    def _grid_matches_channels(self) -> CorrectedWindow:
-        _check_grid(self.channels, self.values)
-        return self
-
 
 # --- hot path: decode -------------------------------------------------------------------
 # Readings are checked by pydantic's strict validator on the parsed rows: no bool, no string,
@@ -456,42 +359,6 @@ def make_event_id(window_id: str, model_name: str, model_version: str) -> str:
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{window_id}\x1f{model_name}\x1f{model_version}"))
 
 
-def severity(score: float, threshold: float, spread: float) -> str:
-    """How far above the threshold, in units of the validation scores' robust spread."""
-    excess = (score - threshold) / spread if spread > 0 else float("inf")
-    if excess < 1:
-        return "low"
-    if excess < 3:
-        return "medium"
-    if excess < 6:
-        return "high"
-    return "critical"
-
-
-def merge_corrected(
-    window: DecodedWindow,
-    model_channels: Sequence[str],
-    corrected_model_values: np.ndarray,
-    replaced: np.ndarray,
-) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Put the model's corrections back into the input's layout; other values untouched.
-
-    Values come from the decoded input except where `replaced`, whatever dtype or rounding
-    the model's array has, so an untouched reading leaves the worker bit-identical.
-    """
-    index = {c: i for i, c in enumerate(window.channels)}
-    columns = [index[c] for c in model_channels]
-    values: np.ndarray
-    if tuple(model_channels) == window.channels:
-        values = np.where(replaced, corrected_model_values, window.values)
-    else:
-        values = window.values.copy()
-        values[:, columns] = np.where(replaced, corrected_model_values, values[:, columns])
-    rows_idx, cols_idx = np.nonzero(replaced)
-    pairs = [(int(r), columns[int(c)]) for r, c in zip(rows_idx, cols_idx, strict=True)]
-    return values, pairs
-
-
 _DUMP = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -579,10 +446,6 @@ def encode_event(
         "source": {"topic": source.topic, "partition": source.partition, "offset": source.offset},
     }
     return orjson.dumps(doc, option=_DUMP)
-
-
-def point_timestamp(window: DecodedWindow, index: int) -> str:
-    return iso(window.start + timedelta(milliseconds=window.interval_ms * index))
 
 
 DLQ_HEADER_CLASS = "vaewatch.error.class"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaewatch.errors import UserInputError
+from vwbase.errors import UserInputError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

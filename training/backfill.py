@@ -21,7 +21,8 @@ from schemas.series_csv import SeriesTable, write_scores_csv
 from training import metrics
 from vaecore import Detector
 from vaecore.smoothing import centred
-from vaewatch.errors import UserInputError
+from vaecore.unscored import below_all
+from vwbase.errors import UserInputError
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def score_table(detector: Detector, table: SeriesTable, correct: bool = True) ->
     [scores] = detector.score([values])
     corrected = detector.correct([values], [scores])[0].values if correct else values
     step = centred(scores.raw_step, detector.smoothing)
-    is_anomaly = np.nan_to_num(step, nan=-np.inf) > detector.active_thresholds.window
+    is_anomaly = below_all(step) > detector.active_thresholds.window
     return SeriesScores(table, step, is_anomaly, corrected)
 
 

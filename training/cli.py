@@ -8,15 +8,23 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import structlog
 
-from training.job import EXIT_KEPT_OLD, TrainOptions, run_training_job
-from training.registry import Registry
-from vaewatch import argtypes
-from vaewatch.errors import ModelError, UserInputError
-from vaewatch.threads import apply_torch_threads
+from modelstore.artifact import load_artifact
+from modelstore.registry import Registry
+from training.job import (
+    EXIT_KEPT_OLD,
+    ThresholdMethod,
+    TrainOptions,
+    Variance,
+    run_training_job,
+)
+from vaecore.detector import ScoreKind
+from vwbase import argtypes
+from vwbase.errors import ModelError, UserInputError
+from vwbase.threads import apply_torch_threads
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +56,7 @@ def _topic_channels(args: argparse.Namespace) -> tuple[list[str] | None, str]:
     being retrained, else None (the topic's own set, when it has only one)."""
     if args.channels:
         return list(args.channels), "--channels"
-    from vaecore.artifact import read_manifest
+    from modelstore.artifact import read_manifest
 
     registry = Registry(args.registry)
     try:
@@ -157,6 +165,13 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
         default=TrainOptions.seed,
         help=f"random seed (default {TrainOptions.seed})",
     )
+    _add_fit_and_gate_options(p)
+    _add_topic_and_score_options(p)
+    p.set_defaults(func=_train)
+
+
+def _add_fit_and_gate_options(p: argparse.ArgumentParser) -> None:
+    """`train`: promotion gate, device, data split, and the fit's and thresholds' options."""
     p.add_argument("--promote", action="store_true", help="move `production` if the gate agrees")
     p.add_argument(
         "--tolerance",
@@ -190,11 +205,13 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument(
         "--variance",
-        choices=["point", "channel"],
+        choices=get_args(Variance),
         default=TrainOptions.variance,
         help=f"decoder variance: one per channel, or per point (default {TrainOptions.variance})",
     )
-    p.add_argument("--threshold-method", choices=["pot", "quantile"], default=TrainOptions.method)
+    p.add_argument(
+        "--threshold-method", choices=get_args(ThresholdMethod), default=TrainOptions.method
+    )
     p.add_argument(
         "--false-alarm-rate",
         type=argtypes.open_fraction,
@@ -203,6 +220,10 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
         f"(default {TrainOptions.risk})",
     )
     p.add_argument("--max-steps", type=argtypes.positive_int, default=None, help=argparse.SUPPRESS)
+
+
+def _add_topic_and_score_options(p: argparse.ArgumentParser) -> None:
+    """`train`: where --from-topic reads, progress, and how the model scores."""
     p.add_argument(
         "--since",
         type=argtypes.duration_seconds,
@@ -222,7 +243,7 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--score-kind",
-        choices=["nll", "error"],
+        choices=get_args(ScoreKind),
         default=TrainOptions.score_kind,
         help="point score: Gaussian negative log-likelihood, or squared reconstruction error "
         f"in normalised units (default {TrainOptions.score_kind})",
@@ -234,18 +255,16 @@ def _add_train(sub: argparse._SubParsersAction[Any]) -> None:
         help="steps of the rolling mean the thresholds apply to; 0 = the dominant period of "
         "the training data (default), 1 = no smoothing",
     )
-    p.set_defaults(func=_train)
 
 
 # --- score / evaluate ----------------------------------------------------------------------
 def _load_detector(args: argparse.Namespace) -> Any:
     """The model for `score` / `evaluate`, after setting torch's threads (both start here)."""
-    from vaecore import Detector
 
     apply_torch_threads()
 
     resolved = Registry(Path(args.registry)).resolve(args.model)
-    return Detector.from_artifact(resolved.path, args.device)
+    return load_artifact(resolved.path, args.device)
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -342,7 +361,7 @@ def _models(args: argparse.Namespace) -> int:
         for v in versions:
             print(f"{args.model}@{v}{'  <- production' if v == prod else ''}")
     elif args.action == "show":
-        from vaecore.artifact import read_manifest
+        from modelstore.artifact import read_manifest
 
         spec = f"{args.model}@{args.version}" if args.version else args.model
         resolved = registry.resolve(spec)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from schemas.series_csv import SeriesTable, find_series_files, read_series_csv
-from vaewatch.errors import UserInputError
+from vwbase.errors import UserInputError
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import structlog
 import torch
 from tqdm import tqdm
 
+from modelstore.artifact import load_artifact, save_artifact
+from modelstore.registry import Registry
 from schemas.series_csv import SeriesTable
-from training import calibration
 from training.backfill import mean_metrics, score_table, series_metrics
 from training.data import cut_windows, load_tables, masked_values, split_series, stride_for
-from training.registry import Registry
 from vaecore import (
     ChannelScaler,
     ConvVAE,
@@ -31,18 +31,25 @@ from vaecore import (
     EpochStats,
     FitConfig,
     FitHistory,
-    Thresholds,
     VAEConfig,
+    calibration,
     fit,
     select_device,
 )
+from vaecore.calibration import part_scores
+from vaecore.detector import ScoreKind
 from vaecore.period import dominant_period
-from vaewatch.errors import ModelError, UserInputError
+from vaecore.unscored import ranked
+from vwbase.errors import ModelError, UserInputError
 
 log = structlog.get_logger(__name__)
 
 EXIT_PUBLISHED = 0
 EXIT_KEPT_OLD = 4
+
+
+Variance = Literal["point", "channel"]  # the decoder's variance (VAEConfig.variance)
+ThresholdMethod = Literal["pot", "quantile"]  # how the window threshold is calibrated
 
 
 @dataclass(frozen=True)
@@ -59,12 +66,12 @@ class TrainOptions:
     max_windows: int = 20000  # training windows cap (stride grows to respect it)
     latent_dim: int = 8
     beta: float = 0.5  # weight of the KL term (beta-VAE)
-    variance: str = "channel"  # decoder variance: one per channel (default) or per point
+    variance: Variance = "channel"  # decoder variance: one per channel (default) or per point
     n_samples: int = 0  # L for scoring; 0 = posterior mean (deterministic, fastest)
-    score_kind: str = "nll"  # point score: nll | error (squared error, normalised units)
+    score_kind: ScoreKind = "nll"  # point score: nll | error (squared error, normalised units)
     smoothing: int = 0  # rolling mean of step scores over this many steps; 0 = the data's period
     risk: float = 3e-3  # target per-step false-alarm rate of the smoothed score
-    method: str = "pot"  # threshold rule: pot | quantile
+    method: ThresholdMethod = "pot"  # threshold rule
     device: str = "auto"
     max_steps: int | None = None
     tolerance: float = 0.02  # promotion gate: allowed drop of the gate metric
@@ -127,6 +134,27 @@ def smoothing_steps(opts: TrainOptions, period: int) -> int:
     return opts.smoothing or max(period, opts.window)
 
 
+def _vae_config(opts: TrainOptions, n_channels: int) -> VAEConfig:
+    return VAEConfig(
+        n_channels=n_channels,
+        window=opts.window,
+        latent_dim=opts.latent_dim,
+        beta=opts.beta,
+        variance=opts.variance,
+    )
+
+
+def _fit_config(opts: TrainOptions) -> FitConfig:
+    return FitConfig(
+        epochs=opts.epochs,
+        batch_size=opts.batch_size,
+        lr=opts.lr,
+        patience=opts.patience,
+        seed=opts.seed,
+        max_steps=opts.max_steps,
+    )
+
+
 def train_detector(tables: Sequence[SeriesTable], opts: TrainOptions) -> Trained:
     """Fit scaler and VAE on the training part of every series; keep both parts for calibration."""
     splits = [
@@ -140,30 +168,10 @@ def train_detector(tables: Sequence[SeriesTable], opts: TrainOptions) -> Trained
     if len(train) == 0:
         raise UserInputError("no training window has an observed point")
     torch.manual_seed(opts.seed)
-    cfg = VAEConfig(
-        n_channels=len(tables[0].channels),
-        window=opts.window,
-        latent_dim=opts.latent_dim,
-        beta=opts.beta,
-        variance=opts.variance,
-    )
-    model = ConvVAE(cfg)
+    model = ConvVAE(_vae_config(opts, len(tables[0].channels)))
     bar, on_epoch = _progress(opts)
     started = time.perf_counter()
-    history = fit(
-        model,
-        train,
-        val if len(val) else None,
-        FitConfig(
-            epochs=opts.epochs,
-            batch_size=opts.batch_size,
-            lr=opts.lr,
-            patience=opts.patience,
-            seed=opts.seed,
-            max_steps=opts.max_steps,
-        ),
-        on_epoch,
-    )
+    history = fit(model, train, val if len(val) else None, _fit_config(opts), on_epoch)
     bar.close()
     seconds = time.perf_counter() - started
     period = training_period(train_rows)
@@ -192,14 +200,6 @@ def train_detector(tables: Sequence[SeriesTable], opts: TrainOptions) -> Trained
     return Trained(detector, history, train_rows, [s.val for s in splits], summary)
 
 
-def part_scores(detector: Detector, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Smoothed step scores (N,) and point scores (N, C) of series parts, each its own series."""
-    scored = detector.score([v for v in parts if len(v) >= detector.window])
-    steps = np.concatenate([s.step for s in scored])
-    points = np.concatenate([s.point for s in scored])
-    return steps, points
-
-
 def calibrate(
     detector: Detector,
     train_parts: list[np.ndarray],
@@ -210,28 +210,9 @@ def calibrate(
 
     The held-out tail alone is short (SKAB: ~80 steps), so a 1e-3 tail rule on it is a
     guess; pooling it with the in-sample scores gives the rule enough points, and the tail
-    rate asked for never goes below 10 / n (`calibration.threshold`).
+    rate asked for never goes below 10 / n (`vaecore.calibration.threshold`).
     """
-    steps, points = part_scores(detector, [*train_parts, *val_parts])
-    window = calibration.threshold(steps, opts.risk, opts.method)
-    point = np.array(
-        [
-            calibration.threshold(points[:, c], opts.risk, opts.method)
-            for c in range(points.shape[1])
-        ]
-    )
-    # a channel never observed in validation has no scores: borrow the highest finite threshold
-    finite = point[np.isfinite(point)]
-    point = np.where(np.isfinite(point), point, finite.max() if finite.size else window)
-    return detector.with_thresholds(
-        Thresholds(
-            window=window,
-            point=point,
-            method=opts.method,
-            target_false_alarm_rate=opts.risk,
-            window_spread=calibration.robust_spread(steps),
-        )
-    )
+    return calibration.calibrate(detector, [*train_parts, *val_parts], opts.risk, opts.method)
 
 
 def evaluate_detector(
@@ -245,7 +226,7 @@ def evaluate_detector(
 
         labelled = [r for r in results if r.table.labels is not None]
         vus = vus_pr_many(
-            [(np.nan_to_num(r.step, nan=0.0), r.table.labels) for r in labelled],  # type: ignore[misc]
+            [(ranked(r.step), r.table.labels) for r in labelled],  # type: ignore[misc]
             data=[r.table.values[:, 0] for r in labelled],
         )
     rows = []
@@ -292,7 +273,9 @@ def run_training_job(
     registry = Registry(registry_root)
     with tempfile.TemporaryDirectory(prefix="vaewatch-train-") as tmp:
         artifact = Path(tmp) / "artifact"
-        detector.save(artifact, name=name, version="0", training_data=data_summary, metrics=metrics)
+        save_artifact(
+            detector, artifact, name=name, version="0", training_data=data_summary, metrics=metrics
+        )
         try:
             from training.report import write_report
 
@@ -329,7 +312,7 @@ def _gate(
         summary["gate"] = {"decision": "promoted", "reason": "first production model"}
         return JobResult(version, EXIT_PUBLISHED, True, summary)
     try:
-        old = Detector.from_artifact(registry.resolve(f"{name}@{current}").path, opts.device)
+        old = load_artifact(registry.resolve(f"{name}@{current}").path, opts.device)
     except ModelError as exc:
         registry.promote(name, version)
         summary["gate"] = {"decision": "promoted", "reason": f"production unloadable: {exc}"}

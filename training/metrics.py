@@ -10,24 +10,19 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
-
-def _clean(scores: np.ndarray) -> np.ndarray:
-    """NaN steps (nothing observed) rank lowest."""
-    finite = scores[np.isfinite(scores)]
-    low = float(finite.min()) - 1.0 if finite.size else 0.0
-    return np.where(np.isfinite(scores), scores, low)
+from vaecore.unscored import ranked
 
 
 def auc_pr(scores: np.ndarray, labels: np.ndarray) -> float | None:
     if labels.sum() == 0 or labels.sum() == len(labels):
         return None
-    return float(average_precision_score(labels, _clean(scores)))
+    return float(average_precision_score(labels, ranked(scores)))
 
 
 def best_f1(scores: np.ndarray, labels: np.ndarray) -> float | None:
     if labels.sum() == 0:
         return None
-    precision, recall, _ = precision_recall_curve(labels, _clean(scores))
+    precision, recall, _ = precision_recall_curve(labels, ranked(scores))
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     return float(f1.max())
 

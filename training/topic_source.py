@@ -1,6 +1,6 @@
 """`vaewatch train --from-topic T --since 7d`: training data read back from the stream.
 
-Windows are read from `since` to the end seen at start (`worker.kafka_edge`) and kept only
+Windows are read from `since` to the end seen at start (`kafkaio.client`) and kept only
 when the worker would score them with a model of the chosen channels: the worker's own
 validation (`decode_window`, then `align_to_model` with the training window), so a window
 the worker dead-letters never trains a model. The channels are chosen, in this order, by
@@ -35,7 +35,7 @@ from schemas.messages import (
     decode_window,
     iso,
 )
-from vaewatch.errors import UserInputError
+from vwbase.errors import UserInputError
 
 log = structlog.get_logger(__name__)
 SHOWN_CHANNELS = 4
@@ -157,10 +157,10 @@ def dump_topic_to_csv(
     min_length: int,
 ) -> tuple[Path, TopicSelection]:
     """Read, select (see the module docstring), write; the directory and what was used."""
-    from worker.kafka_edge import read_topic_values
-    from worker.settings import load_settings
+    from kafkaio.client import read_topic_values
+    from kafkaio.settings import kafka_settings
 
-    settings = load_settings({"kafka_bootstrap_servers": bootstrap})
+    settings = kafka_settings(bootstrap)
     since_ms = int((time.time() - since_s) * 1000)
     raws = read_topic_values(settings, topic, since_ms)
     selection = select_windows(

@@ -1,10 +1,12 @@
 """VUS-PR from the TSB-AD benchmark's own code, run in a separate virtualenv.
 
-`tsb-ad` pins numpy < 2 while this project uses numpy 2, so it lives in
-`benchmarks/.peers-venv` (built by `make bench-quality`). This bridge writes the scores and
-labels to a temporary .npz, runs `benchmarks/peers/vus_pr.py` with that interpreter and
-reads the results back. Without that environment it returns None for every series, and
-the evaluation reports `vus_pr: null` rather than a number computed some other way.
+`tsb-ad` pins numpy < 2 while this project uses numpy 2, so it lives in a separate
+interpreter named by `VAEWATCH_PEERS_PYTHON` (the repository's `make bench-quality` builds
+`benchmarks/.peers-venv`, and the tests and benchmarks point this variable at it). This
+bridge writes the scores and labels to a temporary .npz, runs `vus_script.py` (shipped in
+this package, next to this file) with that interpreter and reads the results back. Without
+that interpreter it returns None for every series, and the evaluation reports
+`vus_pr: null` rather than a number computed some other way.
 """
 
 from __future__ import annotations
@@ -18,15 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-PEERS_PYTHON = REPO / "benchmarks" / ".peers-venv" / "bin" / "python"
-SCRIPT = REPO / "benchmarks" / "peers" / "vus_pr.py"
+SCRIPT = Path(__file__).resolve().with_name("vus_script.py")
+PEERS_PYTHON_ENV = "VAEWATCH_PEERS_PYTHON"
 
 
 def peers_python() -> Path | None:
-    override = os.environ.get("VAEWATCH_PEERS_PYTHON")
-    path = Path(override) if override else PEERS_PYTHON
-    return path if path.exists() and SCRIPT.exists() else None
+    """The tsb-ad interpreter `VAEWATCH_PEERS_PYTHON` names, if it is there."""
+    named = os.environ.get(PEERS_PYTHON_ENV)
+    return Path(named) if named and Path(named).exists() else None
 
 
 def vus_pr_many(

@@ -31,28 +31,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import numpy as np
 import torch
 
+from schemas.manifest import ModelManifest
 from vaecore.device import PRECISIONS, autocast_for, select_device, to_device
 from vaecore.fit import prepare_batch
 from vaecore.network import ConvVAE, gaussian_nll
 from vaecore.scaler import ChannelScaler
 from vaecore.smoothing import ScoreHistory, SeriesLink, trailing
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from schemas.manifest import ModelManifest
+from vaecore.unscored import below_all
 
 
 @dataclass(frozen=True)
 class Thresholds:
     window: float  # on the step score; a window is anomalous when its max step score exceeds it
     point: np.ndarray  # (C,) on the per-point NLL; points above are flagged and corrected
-    method: str = "quantile"  # "pot" or "quantile"
+    method: Literal["pot", "quantile"] = "quantile"  # how `window` was calibrated
     target_false_alarm_rate: float = 0.01
     window_spread: float = 1.0  # robust spread of validation step scores (for severity)
 
@@ -62,7 +59,8 @@ class Thresholds:
         return cls(float("inf"), np.full(n_channels, np.inf))
 
 
-SCORE_KINDS = ("nll", "error")
+ScoreKind = Literal["nll", "error"]
+SCORE_KINDS: tuple[ScoreKind, ...] = ("nll", "error")
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,7 @@ class Detector:
     thresholds: Thresholds | None = None
     n_samples: int = 0
     stride: int | None = None
-    score_kind: str = "nll"  # point score: "nll" | "error" (see module docstring)
+    score_kind: ScoreKind = "nll"  # point score: "nll" | "error" (see module docstring)
     smoothing: int = 1  # steps of the rolling mean over step scores; 1 = none
     period: int | None = None  # dominant period of the training data (recorded, not used)
     sample_seed: int = 0
@@ -337,7 +335,7 @@ class Detector:
             )
         finite = np.isfinite(step)
         score = float(np.max(step[finite])) if finite.any() else float("nan")
-        flagged = observed & (np.nan_to_num(point, nan=-np.inf) > th.point[None, :])
+        flagged = observed & (below_all(point) > th.point[None, :])
         return WindowScores(
             point=point,
             raw_step=raw_step,
@@ -369,29 +367,3 @@ class Detector:
                 r = replaced[i]
                 current[i][r] = expected[r].astype(current[i].dtype)
         return [Correction(v, r) for v, r in zip(current, replaced, strict=True)]
-
-    def save(
-        self,
-        path: Path,
-        *,
-        name: str,
-        version: str,
-        training_data: dict[str, object] | None = None,
-        metrics: dict[str, object] | None = None,
-    ) -> ModelManifest:
-        from vaecore.artifact import save_artifact
-
-        return save_artifact(
-            self,
-            path,
-            name=name,
-            version=version,
-            training_data=training_data or {},
-            metrics=metrics or {},
-        )
-
-    @classmethod
-    def from_artifact(cls, path: Path, device: str = "auto") -> Detector:
-        from vaecore.artifact import load_artifact
-
-        return load_artifact(path, device)

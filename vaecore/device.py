@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 import numpy as np
 import torch
 
-from vaewatch.errors import ModelError
+from vwbase.errors import ModelError
 
 
 def select_device(requested: str = "auto") -> torch.device:

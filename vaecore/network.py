@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,8 @@ class VAEConfig:
     beta: float = 1.0  # weight of the KL term (beta-VAE); 1.0 is the plain ELBO
     min_logvar: float = -6.0  # soft floor of the decoder log-variance (std >= ~0.05)
     max_logvar: float = 4.0  # soft ceiling of the decoder log-variance
-    variance: str = "point"  # "point": log-variance head per point; "channel": one per channel
+    # "point": a log-variance head per point; "channel": one log-variance per channel
+    variance: Literal["point", "channel"] = "point"
 
     def __post_init__(self) -> None:
         step = 2 ** len(self.hidden)

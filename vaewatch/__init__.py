@@ -1,3 +1,8 @@
-"""vaewatch: streaming anomaly detection for sensor time series with a 1D-conv VAE."""
+"""vaewatch: streaming anomaly detection for sensor time series with a 1D-conv VAE.
 
-__version__ = "0.1.0"
+This package is the top layer: the `vaewatch` console script and the `make run` demo.
+"""
+
+from vwbase import __version__
+
+__all__ = ["__version__"]

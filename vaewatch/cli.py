@@ -19,9 +19,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from vaewatch import __version__
-from vaewatch.errors import VaewatchError
 from vaewatch.logs import configure_logging
+from vwbase import __version__
+from vwbase.errors import VaewatchError
 
 Handler = Callable[[argparse.Namespace], int]
 

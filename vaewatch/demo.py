@@ -19,16 +19,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import orjson
 
+from kafkaio.records import InRecord
+from modelstore.registry import Registry
 from schemas.series_csv import SeriesTable
-from training.registry import Registry
-from vaewatch.errors import VaewatchError
-from worker.records import InRecord
+from vaewatch.process import StreamTopics, start_worker, worker_env
+from vwbase.errors import VaewatchError
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample" / "smd"
@@ -41,15 +41,6 @@ BAD_MESSAGES = [
     b'{"schema_version": 1, "window_id": "w", "series_id": "s", "start": "2026-11-24T03:00:00Z",'
     b' "interval_ms": 1000, "channels": ["a"], "values": [[NaN]]}',
 ]
-
-
-@dataclass(frozen=True)
-class Topics:
-    input: str
-    events: str
-    corrected: str
-    dlq: str
-    episodes: str
 
 
 @contextmanager
@@ -86,26 +77,9 @@ def _ensure_model(registry: Path) -> str:
 
 
 @contextmanager
-def _worker(bootstrap: str, registry: Path, topics: Topics, log: Path) -> Iterator[None]:
-    env = dict(os.environ)
-    env.update(
-        VAEWATCH_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        VAEWATCH_REGISTRY=str(registry),
-        VAEWATCH_MODEL=MODEL,
-        VAEWATCH_INPUT_TOPIC=topics.input,
-        VAEWATCH_EVENTS_TOPIC=topics.events,
-        VAEWATCH_CORRECTED_TOPIC=topics.corrected,
-        VAEWATCH_DLQ_TOPIC=topics.dlq,
-        VAEWATCH_EPISODES_TOPIC=topics.episodes,
-        VAEWATCH_GROUP_ID=f"vaewatch-demo-{uuid.uuid4().hex[:8]}",
-        VAEWATCH_METRICS_PORT=env.get("VAEWATCH_METRICS_PORT", "0"),
-        VAEWATCH_SESSION_TIMEOUT_MS="6000",
-        VAEWATCH_HEARTBEAT_INTERVAL_MS="1000",
-    )
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            _vaewatch("--log-format", "json", "worker"), env=env, stdout=out, stderr=out
-        )
+def _worker(bootstrap: str, registry: Path, topics: StreamTopics, log: Path) -> Iterator[None]:
+    metrics = {"VAEWATCH_METRICS_PORT": os.environ.get("VAEWATCH_METRICS_PORT", "0")}
+    proc = start_worker(worker_env(bootstrap, registry, topics, MODEL, metrics), log)
     print(f"worker started (pid {proc.pid}), logs in {log.relative_to(REPO)}")
     try:
         _wait_until_assigned(proc, log)
@@ -265,30 +239,31 @@ def update_readme(table: str, seconds: float, readme: Path = REPO / "README.md")
 def run(update: bool = False) -> int:
     """The demo; with `update`, its summary replaces the README's make-run block."""
     started = time.monotonic()
+    from kafkaio.client import read_topic_records, read_topic_values
     from schemas.series_csv import find_series_files, read_series_csv
-    from worker.kafka_edge import read_topic_records, read_topic_values
     from worker.replay import replay_series
-    from worker.settings import load_settings
+    from worker.settings import settings_from_cli
 
     registry = Path(os.environ.get("VAEWATCH_REGISTRY", REPO / "models"))
     run_dir = REPO / "runs" / time.strftime("%Y%m%dT%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
-    topics = Topics(
+    topics = StreamTopics(
         f"sensor-windows-{tag}",
         f"anomaly-events-{tag}",
         f"corrected-windows-{tag}",
         f"sensor-windows-{tag}.dlq",
+        f"vaewatch-demo-{uuid.uuid4().hex[:8]}",
         f"anomaly-episodes-{tag}",
     )
     version = _ensure_model(registry)
     [table] = [read_series_csv(p) for p in find_series_files([SAMPLE], "test.csv")]
     with _broker() as bootstrap, _worker(bootstrap, registry, topics, run_dir / "worker.log"):
-        settings = load_settings({"kafka_bootstrap_servers": bootstrap})
+        settings = settings_from_cli({"kafka_bootstrap_servers": bootstrap})
         sent = replay_series(
             settings, [table], topics.input, window=WINDOW, stride=STRIDE, progress=True
         )
-        from worker.kafka_edge import make_producer
+        from kafkaio.client import make_producer
 
         producer = make_producer(settings)
         for raw in BAD_MESSAGES:

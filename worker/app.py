@@ -18,15 +18,10 @@ from types import FrameType
 
 import structlog
 
-from vaewatch.errors import BrokerError
-from vaewatch.threads import apply_torch_threads
-from worker.kafka_edge import (
-    KafkaSink,
-    KafkaSource,
-    StateChangelog,
-    check_reachable,
-    ensure_topics,
-)
+from kafkaio.client import check_reachable, ensure_topics
+from vwbase.errors import BrokerError
+from vwbase.threads import apply_torch_threads
+from worker.kafka_edge import KafkaSink, KafkaSource, StateChangelog
 from worker.loop import WorkerLoop
 from worker.model_watcher import ModelWatcher
 from worker.observability import Health, Metrics, serve

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from vaewatch.errors import BrokerError
+from vwbase.errors import BrokerError
 
 START_TIMEOUT_S = 20.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>

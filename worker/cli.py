@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vaewatch import argtypes
-from worker.settings import WorkerSettings, env_var, load_settings
+from kafkaio.settings import env_var
+from vwbase import argtypes
+from worker.settings import WorkerSettings, settings_from_cli
 
 WORKER_FLAGS = {
     "bootstrap_servers": "kafka_bootstrap_servers",
@@ -42,7 +43,12 @@ def _worker(args: argparse.Namespace) -> int:
     from worker.preflight import check_worker_can_start
 
     overrides = {field: getattr(args, flag) for flag, field in WORKER_FLAGS.items()}
-    settings = load_settings(overrides)
+    given = {
+        f: "--" + flag.replace("_", "-")
+        for flag, f in WORKER_FLAGS.items()
+        if overrides[f] is not None
+    }
+    settings = settings_from_cli(overrides, flags=given)
     check_worker_can_start(settings)  # settings that can never work: one line, exit 2
 
     from worker.app import run_worker
@@ -53,7 +59,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from worker.replay import load_replay_tables, replay_series
 
-    settings = load_settings({"kafka_bootstrap_servers": args.bootstrap_servers})
+    settings = settings_from_cli({"kafka_bootstrap_servers": args.bootstrap_servers})
     tables = load_replay_tables([Path(p) for p in args.data], args.split)
     started = time.perf_counter()
     sent = replay_series(
@@ -75,10 +81,11 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
+    from kafkaio.settings import kafka_settings
     from worker.kafka_edge import follow_topic
     from worker.tail import format_line
 
-    settings = load_settings({"kafka_bootstrap_servers": args.bootstrap_servers})
+    settings = kafka_settings(args.bootstrap_servers)
     shown = 0
     try:
         for partition, offset, value in follow_topic(

@@ -1,141 +1,40 @@
-"""The Kafka edge: the only module that imports kafka-python.
+"""The worker's Kafka edge: its consumer-group source and its sink.
 
-`KafkaSource` and `KafkaSink` implement `worker.records.Source` / `Sink`; the loop never
-sees the client library. Client errors become typed errors: `BrokerError` (cannot reach
-or talk to the cluster), `DeliveryError` (an output was not acknowledged), `CommitError`.
+`KafkaSource` and `KafkaSink` implement `kafkaio.records.Source` / `Sink` on the clients
+of `kafkaio.client`; the loop never sees the client library. Client errors become typed
+errors: `BrokerError` (cannot reach or talk to the cluster), `DeliveryError` (an output was
+not acknowledged), `CommitError`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import structlog
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from vaewatch.errors import BrokerError, UserInputError
-from worker.records import CommitError, DeliveryError, InRecord, OutRecord
+from kafkaio.client import (
+    assign_from_beginning,
+    group_less_consumer,
+    make_producer,
+    security_kwargs,
+    servers,
+    unreachable,
+)
+from kafkaio.records import CommitError, DeliveryError, InRecord, OutRecord
+from kafkaio.settings import KafkaSettings
+from vwbase.errors import BrokerError, UserInputError
 from worker.settings import WorkerSettings
 
 log = structlog.get_logger(__name__)
 TP = tuple[str, int]
-PROBE_TIMEOUT_S = 5.0
-
-
-def security_kwargs(settings: WorkerSettings) -> dict[str, Any]:
-    """The SASL/SSL settings in kafka-python's names; only those that are set."""
-    kw: dict[str, Any] = {"security_protocol": settings.security_protocol}
-    if settings.sasl_mechanism:
-        kw["sasl_mechanism"] = settings.sasl_mechanism
-    if settings.sasl_username:
-        kw["sasl_plain_username"] = settings.sasl_username
-    if settings.sasl_password:
-        kw["sasl_plain_password"] = settings.sasl_password.get_secret_value()
-    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-        value = getattr(settings, name)
-        if value:
-            kw[name] = str(value)
-    if settings.ssl_password:
-        kw["ssl_password"] = settings.ssl_password.get_secret_value()
-    if settings.security_protocol in ("SSL", "SASL_SSL"):
-        kw["ssl_check_hostname"] = settings.ssl_check_hostname
-    return kw
-
-
-def _unreachable(settings: WorkerSettings, exc: Exception) -> BrokerError:
-    return BrokerError(
-        f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {type(exc).__name__}"
-    )
-
-
-def _servers(settings: WorkerSettings) -> list[str]:
-    return [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
-
-
-def _host_port(server: str) -> tuple[str, int]:
-    host, _, port = server.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def check_reachable(settings: WorkerSettings, timeout_s: float = PROBE_TIMEOUT_S) -> None:
-    """Raise `BrokerError` naming the cause unless a bootstrap server accepts a connection.
-
-    kafka-python reports a name that does not resolve, a refused port and a silent host
-    alike, as a timeout after 30 s. A plain TCP connection tells them apart in seconds:
-    "cannot resolve host 'kafak'", "connection refused", "timed out".
-    """
-    problems = []
-    servers = _servers(settings)
-    for server in servers:
-        host, port = _host_port(server)
-        where = f"{server}: " if len(servers) > 1 else ""
-        try:
-            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            problems.append(f"cannot resolve host {host!r} ({exc.strerror})")
-            continue
-        try:
-            with socket.create_connection((host, port), timeout=timeout_s):
-                return
-        except OSError as exc:
-            problems.append(where + _connect_error(exc, timeout_s))
-    raise BrokerError(
-        f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {'; '.join(problems)}"
-    )
-
-
-def _connect_error(exc: OSError, timeout_s: float) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no answer in {timeout_s:g}s"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (nothing listens there)"
-    return exc.strerror or type(exc).__name__
-
-
-def ensure_topics(
-    settings: WorkerSettings,
-    topics: Sequence[str],
-    partitions: int,
-    compacted: Sequence[str] = (),
-) -> None:
-    """Create the topics that do not exist; an existing topic is fine. Those named in
-    `compacted` get `cleanup.policy=compact` (a changelog: the latest record per key)."""
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=_servers(settings),
-            client_id="vaewatch-admin",
-            **security_kwargs(settings),
-        )
-    except KafkaError as exc:
-        raise _unreachable(settings, exc) from exc
-    try:
-        existing = set(admin.list_topics())
-        missing = [t for t in dict.fromkeys(topics) if t not in existing]
-        if missing:
-            new = [
-                NewTopic(
-                    t,
-                    num_partitions=partitions,
-                    replication_factor=1,
-                    topic_configs={"cleanup.policy": "compact"} if t in compacted else {},
-                )
-                for t in missing
-            ]
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(new)
-            log.info("topics_created", topics=missing, partitions=partitions)
-    except KafkaError as exc:
-        raise BrokerError(f"cannot create topics {list(topics)}: {type(exc).__name__}") from exc
-    finally:
-        admin.close()
 
 
 class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -169,7 +68,7 @@ class KafkaSource:
         self._listener = _Revocations()
         try:
             self._consumer = KafkaConsumer(
-                bootstrap_servers=_servers(settings),
+                bootstrap_servers=servers(settings),
                 group_id=settings.group_id,
                 client_id=f"vaewatch-{settings.group_id}",
                 enable_auto_commit=False,
@@ -183,7 +82,7 @@ class KafkaSource:
                 **security_kwargs(settings),
             )
         except KafkaError as exc:
-            raise _unreachable(settings, exc) from exc
+            raise unreachable(settings, exc) from exc
         self._consumer.subscribe(list(topics), listener=self._listener)
 
     def poll(self, timeout_ms: int, max_records: int) -> list[InRecord]:
@@ -249,38 +148,11 @@ class KafkaSource:
             log.warning("consumer_close_failed", error=str(exc))
 
 
-def producer_config(settings: WorkerSettings, **overrides: Any) -> dict[str, Any]:
-    """acks=all, tuned for throughput (large batches, short linger), idempotent unless
-    settings turn it off (then a producer retry can duplicate a record: still at least
-    once, and duplicates carry the same event_id)."""
-    return {
-        "bootstrap_servers": _servers(settings),
-        "client_id": "vaewatch-producer",
-        "acks": "all",
-        "enable_idempotence": settings.producer_idempotence,
-        "linger_ms": 5,
-        "batch_size": 262144,
-        "max_request_size": max(settings.max_message_bytes * 2, 1048576),
-        "retries": 2147483647,
-        "delivery_timeout_ms": int(settings.flush_timeout_s * 1000) + 5000,
-        **security_kwargs(settings),
-        **overrides,
-    }
-
-
-def make_producer(settings: WorkerSettings, **overrides: Any) -> Any:
-    check_reachable(settings)
-    try:
-        return KafkaProducer(**producer_config(settings, **overrides))
-    except KafkaError as exc:
-        raise _unreachable(settings, exc) from exc
-
-
 class KafkaSink:
     """Sends asynchronously; `flush` waits for every ack since the last flush or raises."""
 
     def __init__(self, settings: WorkerSettings) -> None:
-        self._producer = make_producer(settings)
+        self._producer = make_producer(settings, delivery_timeout_s=settings.flush_timeout_s)
         self._pending: list[Any] = []
 
     def send(self, record: OutRecord) -> None:
@@ -319,65 +191,15 @@ class KafkaSink:
             log.warning("producer_close_failed", error=str(exc))
 
 
-def _group_less_consumer(settings: WorkerSettings) -> Any:
-    """A consumer outside any group (manual assignment, no commits) for reading a topic back."""
-    check_reachable(settings)
-    try:
-        return KafkaConsumer(
-            bootstrap_servers=_servers(settings),
-            enable_auto_commit=False,
-            group_id=None,
-            **security_kwargs(settings),
-        )
-    except KafkaError as exc:
-        raise _unreachable(settings, exc) from exc
-
-
-def read_topic_values(settings: WorkerSettings, topic: str, since_ms: int) -> Iterator[bytes]:
-    """Every message value of `topic` from `since_ms` (epoch ms) to the end seen at start."""
-    consumer = _group_less_consumer(settings)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return
-        consumer.assign(tps)
-        starts = consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
-        for tp in tps:
-            found = starts.get(tp)
-            if found is None:
-                consumer.seek_to_end(tp)
-            else:
-                consumer.seek(tp, found.offset)
-        ends: dict[Any, int] = {}
-        idle_since = time.monotonic()
-        while True:
-            batches = consumer.poll(timeout_ms=500, max_records=2000)
-            for tp in tps:
-                if tp not in ends and consumer.highwater(tp) is not None:
-                    ends[tp] = int(consumer.highwater(tp))
-            for tp, records in batches.items():
-                for r in records:
-                    if r.offset < ends.get(tp, r.offset + 1):
-                        yield r.value
-            if batches:
-                idle_since = time.monotonic()
-            done = len(ends) == len(tps) and all(consumer.position(tp) >= ends[tp] for tp in tps)
-            if done or time.monotonic() - idle_since > 5.0:
-                return
-    finally:
-        consumer.close()
-
-
 def follow_topic(
-    settings: WorkerSettings, topic: str, from_beginning: bool, follow: bool, idle_s: float = 3.0
+    settings: KafkaSettings, topic: str, from_beginning: bool, follow: bool, idle_s: float = 3.0
 ) -> Iterator[tuple[int, int, bytes | None]]:
     """(partition, offset, value) of every message of `topic`, from its start or its end.
 
     Without `follow` it stops once every partition is read to the end it had when the read
     began; with it, it waits for new messages until the caller stops iterating.
     """
-    consumer = _group_less_consumer(settings)
+    consumer = group_less_consumer(settings)
     try:
         tps = assign_from_beginning(consumer, topic, time.monotonic() + 10.0)
         if not tps:
@@ -419,7 +241,7 @@ class StateChangelog:
     def __init__(self, settings: WorkerSettings, topic: str, timeout_s: float = 60.0) -> None:
         self.topic = topic
         self.timeout_s = timeout_s
-        self._consumer = _group_less_consumer(settings)
+        self._consumer = group_less_consumer(settings)
 
     def read(self, partition: int) -> list[tuple[bytes, bytes | None]]:
         tp = TopicPartition(self.topic, partition)
@@ -445,39 +267,3 @@ class StateChangelog:
     def close(self) -> None:
         with contextlib.suppress(KafkaError):
             self._consumer.close()
-
-
-def assign_from_beginning(consumer: Any, topic: str, deadline: float) -> list[TopicPartition]:
-    """Wait (until the monotonic `deadline`) for `topic`'s partitions, assign all of them to a
-    group-less `consumer` and seek to the start. Empty when no partition appeared in time."""
-    parts: set[int] = set()
-    while not parts and time.monotonic() < deadline:
-        parts = consumer.partitions_for_topic(topic) or set()
-        if not parts:
-            time.sleep(0.2)
-    tps = [TopicPartition(topic, p) for p in sorted(parts)]
-    if tps:
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-    return tps
-
-
-def read_topic_records(
-    settings: WorkerSettings, topic: str, min_count: int, timeout_s: float
-) -> list[InRecord]:
-    """Every record of `topic` from the beginning once `min_count` are there (or the deadline)."""
-    consumer = _group_less_consumer(settings)
-    deadline = time.monotonic() + timeout_s
-    out: list[InRecord] = []
-    try:
-        if not assign_from_beginning(consumer, topic, deadline):
-            return out
-        while time.monotonic() < deadline and len(out) < min_count:
-            for tp, records in consumer.poll(timeout_ms=300).items():
-                out.extend(
-                    InRecord(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp)
-                    for r in records
-                )
-        return out
-    finally:
-        consumer.close()

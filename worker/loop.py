@@ -33,8 +33,16 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from kafkaio.records import (
+    CommitError,
+    DeliveryError,
+    InRecord,
+    Sink,
+    Source,
+    TopicPartition,
+)
 from vaecore import Detector
-from vaewatch.errors import BrokerError
+from vwbase.errors import BrokerError
 from worker.observability import Health, Metrics
 from worker.pipeline import (
     BatchOutput,
@@ -44,14 +52,6 @@ from worker.pipeline import (
     encode_batch,
     process_batch,
     score_batch,
-)
-from worker.records import (
-    CommitError,
-    DeliveryError,
-    InRecord,
-    Sink,
-    Source,
-    TopicPartition,
 )
 from worker.state import SeriesStates
 

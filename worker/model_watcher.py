@@ -14,9 +14,10 @@ from pathlib import Path
 
 import structlog
 
-from training.registry import Registry
+from modelstore.artifact import load_artifact
+from modelstore.registry import Registry
 from vaecore import Detector
-from vaewatch.errors import ModelError
+from vwbase.errors import ModelError
 from worker.waiting import Waiting
 
 log = structlog.get_logger(__name__)
@@ -98,7 +99,7 @@ class ModelWatcher:
         if self._refused == resolved.version:
             return False
         try:
-            detector = Detector.from_artifact(resolved.path, self.device)
+            detector = load_artifact(resolved.path, self.device)
         except ModelError as exc:
             self._refused = resolved.version
             self._refusal = f"version {resolved.version}: {exc}"

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from kafkaio.records import InRecord, OutRecord
 from schemas.episodes import encode_episode
 from schemas.messages import (
     DecodedWindow,
@@ -30,14 +31,11 @@ from schemas.messages import (
     encode_corrected,
     encode_event,
     make_event_id,
-    merge_corrected,
-    point_timestamp,
-    severity,
 )
 from vaecore import Detector, WindowScores
 from vaecore.smoothing import SeriesLink
 from worker.episodes import ScoredWindow, apply
-from worker.records import InRecord, OutRecord
+from worker.events import event_points, merge_corrected, severity
 from worker.state import SeriesStates
 
 
@@ -73,21 +71,6 @@ def _dead_letter(record: InRecord, exc: InvalidMessage, topics: Topics) -> OutRe
         exc.error_class, exc.reason, record.topic, record.partition, record.offset
     )
     return OutRecord(topics.dlq, record.key, record.value, headers)
-
-
-def _event_points(v: _Valid, s: WindowScores, channels: tuple[str, ...]) -> list[dict[str, Any]]:
-    rows, cols = np.nonzero(s.flagged)
-    return [
-        {
-            "index": int(t),
-            "timestamp": point_timestamp(v.window, int(t)),
-            "channel": channels[c],
-            "value": float(v.values[t, c]),
-            "expected": float(s.expected[t, c]),
-            "score": float(s.point[t, c]),
-        }
-        for t, c in zip(rows, cols, strict=True)
-    ]
 
 
 @dataclass
@@ -231,7 +214,7 @@ def encode_batch(
                 threshold=th.window,
                 severity=severity(s.score, th.window, th.window_spread),
                 channel_scores=dict(zip(detector.channels, map(float, s.channel), strict=True)),
-                anomalous_points=_event_points(slot, s, detector.channels),
+                anomalous_points=event_points(slot.window, slot.values, s, detector.channels),
                 detected_at=detected_at,
             )
             out.records.append(OutRecord(topics.events, key, event))

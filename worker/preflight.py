@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vaewatch.errors import ModelError, UserInputError
-from worker.settings import WorkerSettings, env_var
+from kafkaio.settings import env_var
+from vwbase.errors import ModelError, UserInputError
+from worker.settings import WorkerSettings
 
 
 def check_worker_can_start(settings: WorkerSettings) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from kafkaio.client import make_producer
 from schemas.messages import encode_window, iso
 from schemas.series_csv import SeriesTable, find_series_files, parse_timestamps, read_series_csv
-from vaewatch.errors import UserInputError
-from worker.kafka_edge import make_producer
+from vwbase.errors import UserInputError
 from worker.settings import WorkerSettings
 
 
@@ -63,7 +63,7 @@ def replay_series(
         )
     total = sum((len(t.values) - window) // stride + 1 for t in tables)
     total = min(total, limit) if limit else total
-    producer = make_producer(settings, linger_ms=20)
+    producer = make_producer(settings, delivery_timeout_s=settings.flush_timeout_s, linger_ms=20)
     sent = 0
     started = time.perf_counter()
     with tqdm(total=total, desc=f"replay -> {topic}", unit="win", disable=not progress) as bar:

@@ -1,53 +1,37 @@
 """Worker configuration: one typed object from `VAEWATCH_*` environment variables and flags.
 
 Every field's `description` doubles as `vaewatch worker --help` text, so the env var list
-there never drifts from the code. Secrets are `SecretStr`: they print as `**********` in
-reprs, logs (`safe_dump`) and `--help`; only `worker.kafka_edge.security_kwargs` unwraps
-them, for the client. A bad value is reported on one line naming the env var (and the
-flag when there is one), never as a pydantic traceback.
+there never drifts from the code. The connection and security fields (and their secrets)
+come from `kafkaio.settings.KafkaSettings`, which this extends. A bad value is reported on
+one line naming the env var (and the flag when there is one), never as a pydantic traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
-from vaewatch.argtypes import duration_seconds
-from vaewatch.errors import UserInputError
+from kafkaio.settings import ENV_PREFIX, KafkaSettings, env_var, one_line
+from vwbase.argtypes import duration_seconds
+from vwbase.errors import UserInputError
 from worker.episodes import EpisodeRules
 
-ENV_PREFIX = "VAEWATCH_"
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")  # Kafka's rule for topic names
-_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:,\[\]]+):\d{1,5}$")  # host:port, [v6]:port
-
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 _RULES = EpisodeRules()  # the episode rules' defaults live with the rules
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(KafkaSettings):
     """Contract §5: the worker's whole configuration. Frozen: read once at start."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
-    # --- where the data flows -------------------------------------------------------------
-    kafka_bootstrap_servers: str = Field(
-        "localhost:9092", description="Kafka bootstrap servers, host:port[,host:port...]"
-    )
+    # --- where the data flows (the brokers: KafkaSettings) ---------------------------------
     input_topic: str = Field("sensor-windows", min_length=1, description="topic of sensor windows")
     events_topic: str = Field("anomaly-events", min_length=1, description="anomaly events topic")
     corrected_topic: str = Field(
@@ -116,39 +100,16 @@ class WorkerSettings(BaseSettings):
     # --- batching, limits, timeouts -------------------------------------------------------
     max_batch: int = Field(256, ge=1, le=65536, description="max windows per micro-batch")
     max_batch_wait_ms: int = Field(100, ge=0, description="max wait (ms) to fill a micro-batch")
-    max_message_bytes: int = Field(
-        4 * 1024 * 1024, ge=1024, description="larger inputs go to the DLQ unparsed"
-    )
     flush_timeout_s: float = Field(30.0, gt=0, description="max wait for output acks per batch")
     shutdown_timeout_s: float = Field(30.0, gt=0, description="max drain time on SIGTERM")
     session_timeout_ms: int = Field(10000, ge=1000, description="consumer group session timeout")
     heartbeat_interval_ms: int = Field(2000, ge=100, description="consumer heartbeat interval")
     max_poll_interval_ms: int = Field(300000, ge=1000, description="max time between two polls")
-    producer_idempotence: bool = Field(
-        True,
-        description="idempotent producer (no duplicates from producer retries); turn off only "
-        "where the cluster refuses InitProducerId (no IdempotentWrite ACL, some S3-backed brokers)",
-    )
 
     # --- observability --------------------------------------------------------------------
     metrics_port: int = Field(
         9400, ge=0, le=65535, description="/metrics, /healthz, /readyz port (0 = disabled)"
     )
-
-    # --- security (passed through to every Kafka client) ----------------------------------
-    security_protocol: SecurityProtocol = Field(
-        "PLAINTEXT", description="PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL"
-    )
-    sasl_mechanism: SaslMechanism | None = Field(
-        None, description="PLAIN|SCRAM-SHA-256|SCRAM-SHA-512|OAUTHBEARER"
-    )
-    sasl_username: str | None = Field(None, description="SASL user name")
-    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged)")
-    ssl_cafile: Path | None = Field(None, description="CA bundle (PEM) to verify the brokers")
-    ssl_certfile: Path | None = Field(None, description="client certificate (PEM), mutual TLS")
-    ssl_keyfile: Path | None = Field(None, description="client private key (PEM)")
-    ssl_password: SecretStr | None = Field(None, description="password of the key (never logged)")
-    ssl_check_hostname: bool = Field(True, description="verify the broker certificate host name")
 
     @field_validator("device")
     @classmethod
@@ -182,29 +143,6 @@ class WorkerSettings(BaseSettings):
         if "/" in value or "\\" in value or "@" in value or value.startswith("."):
             raise ValueError(f"{value[:60]!r} is not a model name (no '/', '@' or leading '.')")
         return value
-
-    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile")
-    @classmethod
-    def _file_is_there(cls, value: Path | None) -> Path | None:
-        """A TLS file that is not there can never work: said now, not as a broker timeout."""
-        if value is None:
-            return None
-        if not value.exists():
-            raise ValueError(f"{value}: no such file")
-        if not value.is_file():
-            raise ValueError(f"{value} is not a file")
-        if not os.access(value, os.R_OK):
-            raise ValueError(f"{value} is not readable")
-        return value
-
-    @field_validator("kafka_bootstrap_servers")
-    @classmethod
-    def _servers_are_host_port(cls, value: str) -> str:
-        servers = [s.strip() for s in value.split(",") if s.strip()]
-        bad = [s for s in servers if not _HOST_PORT.match(s)]
-        if not servers or bad:
-            raise ValueError(f"expected host:port[,host:port...], not {value!r}")
-        return ",".join(servers)
 
     @field_validator("state_ttl", mode="before")
     @classmethod
@@ -244,41 +182,7 @@ class WorkerSettings(BaseSettings):
                 f"{env_var('heartbeat_interval_ms')} must be below {env_var('session_timeout_ms')} "
                 f"({self.heartbeat_interval_ms} >= {self.session_timeout_ms})"
             )
-        if self.security_protocol.startswith("SASL") and self.sasl_mechanism is None:
-            raise ValueError(
-                f"{env_var('sasl_mechanism')} is required with {self.security_protocol}"
-            )
         return self
-
-    @property
-    def bootstrap_list(self) -> list[str]:
-        """The bootstrap servers as the list kafka-python expects."""
-        return self.kafka_bootstrap_servers.split(",")
-
-    def safe_dump(self) -> dict[str, Any]:
-        """Every field as JSON-ready values for the start-up log; secrets masked."""
-        dumped: dict[str, Any] = self.model_dump(mode="json")
-        for name in ("sasl_password", "ssl_password"):
-            if dumped.get(name) is not None:
-                dumped[name] = "**********"
-        return dumped
-
-
-def env_var(field: str) -> str:
-    """The environment variable of a settings field (`max_batch` -> `VAEWATCH_MAX_BATCH`)."""
-    return f"{ENV_PREFIX}{field.upper()}"
-
-
-def _one_line(exc: ValidationError, flags: dict[str, str]) -> str:
-    first = exc.errors()[0]
-    field = str(first["loc"][0]) if first["loc"] else ""
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if not field:  # a cross-field check: the message names the fields itself
-        return f"worker settings: {message}"
-    where = env_var(field)
-    if field in flags:
-        where += f" / {flags[field]}"
-    return f"{where}: {message}"
 
 
 def settings_from_cli(
@@ -293,9 +197,4 @@ def settings_from_cli(
     try:
         return WorkerSettings(**given)
     except ValidationError as exc:
-        raise UserInputError(_one_line(exc, flags or {})) from None
-
-
-def load_settings(overrides: dict[str, Any] | None = None) -> WorkerSettings:
-    """Same as `settings_from_cli` (the name older callers use)."""
-    return settings_from_cli(overrides)
+        raise UserInputError(one_line(exc, flags or {})) from None

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import orjson
 
+from kafkaio.records import OutRecord
 from vaecore.smoothing import ScoreHistory
 from worker.episodes import EpisodeRules, SeriesEpisodes, expire
-from worker.records import OutRecord
 
 STATE_FORMAT = 1
 

@@ -1,6 +1,6 @@
 import sys; sys.path.insert(0, __import__("os").path.dirname(__file__))
 from load_study import *
-from training.calibration import pot_threshold, quantile_threshold
+from vaecore.calibration import pot_threshold, quantile_threshold
 from training.metrics import best_f1, f1_at
 cfgs = [("A",64,"err"),("B",64,"err"),("A",64,"nll"),("A",64,"abs")]
 for cfg in cfgs:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.model_factory import publish
 from vaecore import Detector
+from vaewatch.process import StreamTopics
 
 
 def _docker_available() -> bool:
@@ -47,22 +47,9 @@ def kafka_bootstrap() -> Iterator[str]:
         yield broker.bootstrap
 
 
-@dataclass(frozen=True)
-class StreamTopics:
-    input: str
-    events: str
-    corrected: str
-    dlq: str
-    group: str
-    episodes: str = ""
-
-
 @pytest.fixture
 def topics() -> StreamTopics:
-    tag = uuid.uuid4().hex[:10]
-    return StreamTopics(
-        f"in-{tag}", f"ev-{tag}", f"co-{tag}", f"in-{tag}.dlq", f"g-{tag}", f"ep-{tag}"
-    )
+    return StreamTopics.tagged(uuid.uuid4().hex[:10])
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +13,9 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
-from worker.kafka_edge import assign_from_beginning
+from kafkaio.client import assign_from_beginning
+from vaewatch.process import StreamTopics, worker_env
+from vaewatch.process import start_worker as vaewatch_worker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,34 +95,16 @@ class WorkerProcess:
 
 
 def start_worker(
-    bootstrap: str, topics: Any, registry: Path, log: Path, **extra: str
+    bootstrap: str, topics: StreamTopics, registry: Path, log: Path, **extra: str
 ) -> WorkerProcess:
-    env = dict(os.environ)
-    env.update(
-        VAEWATCH_KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        VAEWATCH_INPUT_TOPIC=topics.input,
-        VAEWATCH_EVENTS_TOPIC=topics.events,
-        VAEWATCH_CORRECTED_TOPIC=topics.corrected,
-        VAEWATCH_DLQ_TOPIC=topics.dlq,
-        VAEWATCH_EPISODES_TOPIC=topics.episodes or f"{topics.input}.episodes",
-        VAEWATCH_GROUP_ID=topics.group,
-        VAEWATCH_REGISTRY=str(registry),
-        VAEWATCH_MODEL="default",
-        VAEWATCH_DEVICE="cpu",
-        VAEWATCH_METRICS_PORT="0",
-        VAEWATCH_SESSION_TIMEOUT_MS="6000",
-        VAEWATCH_HEARTBEAT_INTERVAL_MS="1000",
-        VAEWATCH_RELOAD_INTERVAL_S="0.5",
-        VAEWATCH_TOPIC_PARTITIONS="4",
-        OMP_NUM_THREADS="1",
-    )
-    env.update(extra)
-    out = log.open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vaewatch", "--log-format", "json", "worker"],
-        env=env,
-        stdout=out,
-        stderr=out,
-        cwd=REPO,
-    )
-    return WorkerProcess(proc, log, env)
+    """A worker on the fixture's topics: CPU, one torch thread, a fast model reload, and
+    4 partitions per topic it creates (`extra` overrides any of them)."""
+    test_settings = {
+        "VAEWATCH_DEVICE": "cpu",
+        "VAEWATCH_RELOAD_INTERVAL_S": "0.5",
+        "VAEWATCH_TOPIC_PARTITIONS": "4",
+        "OMP_NUM_THREADS": "1",
+        **extra,
+    }
+    env = worker_env(bootstrap, registry, topics, "default", test_settings)
+    return WorkerProcess(vaewatch_worker(env, log, append=True, cwd=REPO), log, env)

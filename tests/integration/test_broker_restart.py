@@ -17,7 +17,7 @@ from tests.integration.kafka_helpers import read_topic, start_worker
 from tests.model_factory import SMD
 from worker.broker import EmbeddedBroker, free_port
 from worker.replay import load_replay_tables, replay_series
-from worker.settings import load_settings
+from worker.settings import settings_from_cli
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,11 @@ def s3_env() -> Iterator[dict[str, str]]:
 def replay_split(bootstrap: str, topic: str, split: str) -> int:
     tables = load_replay_tables([SMD], split)
     return replay_series(
-        load_settings({"kafka_bootstrap_servers": bootstrap}), tables, topic, window=128, stride=64
+        settings_from_cli({"kafka_bootstrap_servers": bootstrap}),
+        tables,
+        topic,
+        window=128,
+        stride=64,
     )
 
 

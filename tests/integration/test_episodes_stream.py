@@ -59,7 +59,11 @@ def episode_registry(tmp_path: Path, tiny_detector: Detector) -> Path:
     th = detector.active_thresholds
     threshold = float(np.sqrt(scores[bad].min() * scores[~bad].max()))
     root = tmp_path / "registry"
-    publish(detector.with_thresholds(Thresholds(threshold, th.point, 1.0)), root, "default")
+    publish(
+        detector.with_thresholds(Thresholds(window=threshold, point=th.point, window_spread=1.0)),
+        root,
+        "default",
+    )
     return root
 
 

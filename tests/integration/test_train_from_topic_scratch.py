@@ -11,9 +11,9 @@ import pytest
 import training.cli
 from tests.model_factory import SAMPLE
 from vaewatch.cli import main
-from vaewatch.errors import UserInputError
+from vwbase.errors import UserInputError
 from worker.replay import load_replay_tables, replay_series
-from worker.settings import load_settings
+from worker.settings import settings_from_cli
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def topic(tmp_path: Path, kafka_bootstrap: str) -> str:
     name = f"scratch-{tmp_path.name[-8:]}"
     tables = load_replay_tables([SAMPLE / "nab"], "train")
-    settings = load_settings({"kafka_bootstrap_servers": kafka_bootstrap})
+    settings = settings_from_cli({"kafka_bootstrap_servers": kafka_bootstrap})
     assert replay_series(settings, tables, name, window=128, stride=128, limit=20) > 0
     return name
 

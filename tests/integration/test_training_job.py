@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from modelstore.registry import Registry
 from tests.integration.kafka_helpers import produce
 from tests.model_factory import SAMPLE, SMD
-from training.registry import Registry
 from vaewatch.cli import main
 from worker.replay import load_replay_tables, replay_series
-from worker.settings import load_settings
+from worker.settings import settings_from_cli
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +108,7 @@ def test_train_from_a_topic_keeps_only_windows_of_one_channel_set_and_reports_th
     mix is refused, `--channels` picks NAB, a retrain takes the production model's channels."""
     topic = f"train-{tmp_path.name[-8:]}"
     tables = load_replay_tables([SAMPLE / "nab"], "train")
-    settings = load_settings({"kafka_bootstrap_servers": kafka_bootstrap})
+    settings = settings_from_cli({"kafka_bootstrap_servers": kafka_bootstrap})
     sent = replay_series(settings, tables, topic, window=128, stride=64)
     assert sent > 10
     smd = replay_series(settings, load_replay_tables([SMD], "test"), topic, window=128, limit=6)

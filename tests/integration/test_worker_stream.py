@@ -12,13 +12,14 @@ import numpy as np
 import orjson
 import pytest
 
+from modelstore.artifact import load_artifact
+from modelstore.registry import Registry
 from schemas.messages import decode_window
 from tests.integration.kafka_helpers import produce, read_topic, start_worker, window_id
 from tests.model_factory import SMD, publish
-from training.registry import Registry
 from vaecore import Detector
 from worker.replay import replay_series, series_windows
-from worker.settings import load_settings
+from worker.settings import settings_from_cli
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ def replay(bootstrap: str, topic: str, stride: int, limit: int | None = None) ->
     from worker.replay import load_replay_tables
 
     tables = load_replay_tables([SMD], "test")
-    settings = load_settings({"kafka_bootstrap_servers": bootstrap})
+    settings = settings_from_cli({"kafka_bootstrap_servers": bootstrap})
     return replay_series(settings, tables, topic, window=128, stride=stride, limit=limit)
 
 
@@ -103,7 +104,7 @@ def test_published_scores_equal_offline_scoring(
         corrected = read_topic(kafka_bootstrap, topics.corrected, sent, timeout_s=90)
     finally:
         worker.stop()
-    offline = Detector.from_artifact(Registry(registry).resolve("default").path, "cpu")
+    offline = load_artifact(Registry(registry).resolve("default").path, "cpu")
     from worker.replay import load_replay_tables
 
     [table] = load_replay_tables([SMD], "test")
@@ -244,7 +245,7 @@ def test_streamed_window_scores_equal_the_backfill_of_the_series(
     finally:
         worker.stop()
     [table] = load_replay_tables([SMD], "test")
-    offline = Detector.from_artifact(Registry(root).resolve("default").path, "cpu")
+    offline = load_artifact(Registry(root).resolve("default").path, "cpu")
     backfill = score_table(offline, table, correct=False).step  # the centred view
     [whole] = offline.score([table.values])
     stream_view = trailing(whole.raw_step, k)  # the same numbers, as the stream sees them

@@ -37,11 +37,11 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from benchmarks.procstat import memory_mb
+from kafkaio.client import assign_from_beginning
 from schemas.messages import encode_window
 from tests.integration.kafka_helpers import WorkerProcess, start_worker
 from tests.model_factory import publish, train_tiny_detector
 from vaecore import Detector
-from worker.kafka_edge import assign_from_beginning
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(0)]
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
@@ -194,7 +194,13 @@ def test_soak(
     checker = OutputChecker(kafka_bootstrap, topics.corrected)
     lives = 0
     started: list[WorkerProcess] = []
-    request.addfinalizer(lambda: [w.proc.kill() for w in started if w.proc.poll() is None])
+
+    def kill_started() -> None:
+        for w in started:
+            if w.proc.poll() is None:
+                w.proc.kill()
+
+    request.addfinalizer(kill_started)
 
     def new_worker() -> WorkerProcess:
         worker = start_worker(kafka_bootstrap, topics, registry, tmp_path / f"w{lives}.log")
@@ -288,9 +294,9 @@ def build_report(
         "windows_per_minute": minutes,
         "windows_per_minute_steady": {
             "mean": float(np.mean(steady)),
-            "min": min(steady),
-            "max": max(steady),
-            "cv": float(np.std(steady) / max(1e-9, np.mean(steady))),
+            "min": float(min(steady)),
+            "max": float(max(steady)),
+            "cv": float(np.std(steady)) / max(1e-9, float(np.mean(steady))),
         },
         "lag_windows": {
             "median": float(np.median([s["lag"] for s in samples])),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.calibration import pot_threshold, quantile_threshold, robust_spread
 from training.metrics import auc_pr, best_f1, f1_at, point_adjusted_f1, segments
+from vaecore.calibration import pot_threshold, quantile_threshold, robust_spread
 
 pytestmark = pytest.mark.unit
 

@@ -54,6 +54,8 @@ CASES: dict[str, tuple[list[str], dict[str, str]]] = {
     "worker-model-with-at": (["worker", "--model", "m@1"], {}),
     # replay
     "replay-window-0": ([*REPLAY, "--window", "0"], {}),
+    "tail-bad-topic": (["tail", "--topic", "bad topic!"], {}),
+    "tail-max-0": (["tail", "--max", "0"], {}),
     "replay-bad-topic": ([*REPLAY, "--topic", "bad topic!"], {}),
     "replay-stride-negative": ([*REPLAY, "--stride", "-5"], {}),
     "replay-stride-0": ([*REPLAY, "--stride", "0"], {}),
@@ -152,8 +154,8 @@ def processes(
 ) -> dict[str, subprocess.CompletedProcess[str]]:
     """The selected cases' processes, a few at a time: each spends seconds importing
     (torch), so on a machine with free cores the table takes a fraction of one by one."""
-    selected = [
-        item.callspec.params["case"]
+    selected: list[str] = [
+        str(item.callspec.params["case"])
         for item in request.session.items
         if isinstance(item, pytest.Function)
         and item.originalname == "test_bad_arguments_exit_2_with_one_line_and_no_traceback"

@@ -90,13 +90,13 @@ def test_a_worker_setting_out_of_range_is_one_line(
 
 
 def test_secrets_never_appear_in_the_settings_dump(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker.settings import load_settings
+    from worker.settings import settings_from_cli
 
     monkeypatch.setenv("VAEWATCH_SASL_PASSWORD", "hunter2-secret")
-    settings = load_settings()
+    settings = settings_from_cli()
     assert "hunter2-secret" not in str(settings.safe_dump())
     assert "hunter2-secret" not in repr(settings)
-    from worker.kafka_edge import security_kwargs
+    from kafkaio.client import security_kwargs
 
     assert security_kwargs(settings)["sasl_plain_password"] == "hunter2-secret"
 
@@ -116,7 +116,8 @@ def test_log_level_comes_from_the_environment_and_a_bad_one_is_refused(
 def test_worker_help_lists_every_setting_and_the_log_level(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from worker.settings import WorkerSettings, env_var
+    from kafkaio.settings import env_var
+    from worker.settings import WorkerSettings
 
     with pytest.raises(SystemExit):
         main(["worker", "--help"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vaewatch.demo import README_BEGIN, README_END, update_readme
-from vaewatch.errors import VaewatchError
+from vwbase.errors import VaewatchError
 
 pytestmark = pytest.mark.unit
 

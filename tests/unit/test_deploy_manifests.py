@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from kafkaio.settings import env_var
 from tests.kustomize import containers, load_docs, pod_spec, render
 from worker.observability import Metrics
-from worker.settings import WorkerSettings, env_var
+from worker.settings import WorkerSettings
 
 pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
@@ -99,6 +101,15 @@ def test_dockerfile_is_non_root_with_entrypoint_healthcheck_and_real_paths() -> 
     for line in re.findall(r"^COPY (?!--)(.+)$", text, re.M):
         for src in line.split()[:-1]:
             assert (REPO / src).exists(), f"Dockerfile copies a missing path: {src}"
+
+
+def test_dockerfile_copies_every_package_the_project_installs() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    copied = {line.split()[0] for line in re.findall(r"^COPY (?!--)(.+)$", text, re.M)}
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {pattern.rstrip("*") for pattern in include}
+    assert packages <= copied, f"the image lacks {sorted(packages - copied)}"
 
 
 def test_dockerfile_installs_only_from_a_lock_with_hashes_on_one_base() -> None:

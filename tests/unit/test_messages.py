@@ -28,10 +28,8 @@ from schemas.messages import (
     encode_event,
     encode_window,
     make_event_id,
-    merge_corrected,
-    point_timestamp,
-    severity,
 )
+from worker.events import merge_corrected, point_timestamp, severity
 
 pytestmark = pytest.mark.unit
 

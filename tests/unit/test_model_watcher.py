@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from modelstore.registry import Registry
 from tests.model_factory import publish
-from training.registry import Registry
 from vaecore import ChannelScaler, ConvVAE, Detector, Thresholds, VAEConfig
 from worker.model_watcher import ModelWatcher
 

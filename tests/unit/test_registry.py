@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from modelstore.artifact import load_artifact
+from modelstore.registry import TMP_PREFIX, Registry
 from tests.model_factory import publish
-from training.registry import TMP_PREFIX, Registry
 from vaecore import Detector
-from vaewatch.errors import ModelError
+from vwbase.errors import ModelError
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +23,7 @@ def test_versions_are_ordered_integers_and_manifest_is_stamped(
         publish(tiny_detector, tmp_path, "m", promote=False)
     reg = Registry(tmp_path)
     assert reg.versions("m") == ["1", "2", "3"]
-    loaded = Detector.from_artifact(reg.resolve("m@2").path, "cpu")
+    loaded = load_artifact(reg.resolve("m@2").path, "cpu")
     assert (loaded.name, loaded.version) == ("m", "2")
 
 

@@ -15,7 +15,7 @@ from schemas.series_csv import (
     read_series_csv,
     write_scores_csv,
 )
-from vaewatch.errors import UserInputError
+from vwbase.errors import UserInputError
 
 pytestmark = pytest.mark.unit
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"

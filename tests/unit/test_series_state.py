@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import orjson
 
+from kafkaio.records import OutRecord
 from vaecore.smoothing import SeriesLink, trailing
 from worker.episodes import EpisodeRules, ScoredWindow, apply
-from worker.records import OutRecord
 from worker.state import SeriesStates
 
 TOPIC = "state"
 RULES = EpisodeRules(open_min_windows=2, open_within_windows=3, resolve_after_windows=3)
 
 
-def feed(states: SeriesStates, series: str, i: int, offset: int, anomalous: bool) -> list[dict]:
+def feed(
+    states: SeriesStates, series: str, i: int, offset: int, anomalous: bool
+) -> list[dict[str, Any]]:
     """One 10-step window of `series`: tail recorded, episode advanced."""
     states.touch(series, 0, offset)
     link = SeriesLink(series, i * 10, (i + 1) * 10)
@@ -47,7 +51,7 @@ def test_state_records_carry_before_now_and_the_first_offset() -> None:
 def test_restore_rolls_back_an_uncommitted_batch_and_replays_identically() -> None:
     first = SeriesStates(rules=RULES)
     log: list[OutRecord] = []
-    msgs: list[dict] = []
+    msgs: list[dict[str, Any]] = []
     for i, flag in enumerate("..xx"):  # batch 1: offsets 0..3, committed
         msgs += feed(first, "a", i, offset=i, anomalous=flag == "x")
     log += first.take_records(TOPIC)
@@ -58,7 +62,7 @@ def test_restore_rolls_back_an_uncommitted_batch_and_replays_identically() -> No
 
     again = SeriesStates(rules=RULES)  # a new owner; position 4: batch 2 is read again
     assert again.restore_partition(0, changelog(log), position=4) == 1
-    replayed: list[dict] = []
+    replayed: list[dict[str, Any]] = []
     for i, flag in enumerate("x....", start=4):
         replayed += feed(again, "a", i, offset=i, anomalous=flag == "x")
     assert [m["status"] for m in msgs] == ["open", "resolved"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from modelstore.artifact import load_artifact, save_artifact
 from tests.unit.test_vae_core import CHANNELS, WINDOW, clean_signal, trained  # noqa: F401
 from vaecore import Detector, Thresholds
 from vaecore.period import FALLBACK, autocorrelation, dominant_period
@@ -164,12 +165,12 @@ def test_a_model_saved_before_smoothing_existed_scores_as_it_did(
     """A manifest without score_kind/smoothing loads as NLL, unsmoothed, its own stride."""
     old = replace(trained, stride=16, smoothing=1, score_kind="nll")
     old = old.with_thresholds(Thresholds(window=5.0, point=np.array([3.0, 4.0, 5.0])))
-    old.save(tmp_path / "m", name="toy", version="1", training_data={}, metrics={})
+    save_artifact(old, tmp_path / "m", name="toy", version="1", training_data={}, metrics={})
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     for field in ("score_kind", "smoothing", "period"):
         manifest["scoring"].pop(field)
     (tmp_path / "m" / "manifest.json").write_text(json.dumps(manifest))
-    loaded = Detector.from_artifact(tmp_path / "m", device="cpu")
+    loaded = load_artifact(tmp_path / "m", device="cpu")
     assert (loaded.score_kind, loaded.smoothing, loaded.stride) == ("nll", 1, 16)
     series = clean_signal(300, seed=7)
     [before], [after] = old.score([series]), loaded.score([series])
@@ -183,8 +184,8 @@ def test_smoothing_and_score_kind_travel_in_the_manifest(
 ) -> None:
     new = replace(trained, stride=WINDOW, smoothing=24, score_kind="error")
     new = new.with_thresholds(Thresholds(window=5.0, point=np.array([3.0, 4.0, 5.0])))
-    new.save(tmp_path / "m", name="toy", version="1", training_data={}, metrics={})
-    loaded = Detector.from_artifact(tmp_path / "m", device="cpu")
+    save_artifact(new, tmp_path / "m", name="toy", version="1", training_data={}, metrics={})
+    loaded = load_artifact(tmp_path / "m", device="cpu")
     assert (loaded.score_kind, loaded.smoothing, loaded.stride) == ("error", 24, WINDOW)
     series = clean_signal(300, seed=8)
     assert np.array_equal(new.score([series])[0].step, loaded.score([series])[0].step)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vaewatch.errors import UserInputError
-from vaewatch.threads import (
+from vwbase.errors import UserInputError
+from vwbase.threads import (
     ENV_VAR,
     apply_torch_threads,
     cgroup_cpu_quota,

@@ -10,7 +10,7 @@ import pytest
 
 from schemas.messages import encode_window
 from training.topic_source import select_windows, write_train_csvs
-from vaewatch.errors import UserInputError
+from vwbase.errors import UserInputError
 
 pytestmark = pytest.mark.unit
 

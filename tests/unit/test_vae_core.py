@@ -10,6 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from modelstore.artifact import load_artifact, save_artifact
 from vaecore import (
     ChannelScaler,
     ConvVAE,
@@ -23,7 +24,7 @@ from vaecore import (
     sub_window_starts,
 )
 from vaecore.device import autocast_for, select_device, to_device
-from vaewatch.errors import ModelError
+from vwbase.errors import ModelError
 
 pytestmark = pytest.mark.unit
 
@@ -36,11 +37,12 @@ def clean_signal(length: int, seed: int = 0) -> np.ndarray:
     t = np.arange(length)
     rng = np.random.default_rng(seed)
     base = np.stack([np.sin(2 * np.pi * t / 32 + p) for p in (0.0, 1.0, 2.0)], axis=1)
-    return (
+    values: np.ndarray = (
         base * np.array([1.0, 2.0, 0.5])
         + np.array([0.0, 5.0, -1.0])
         + 0.05 * rng.standard_normal((length, 3))
     )
+    return values
 
 
 def windows_of(series: np.ndarray, window: int, stride: int) -> np.ndarray:
@@ -199,13 +201,15 @@ def test_sub_windows_cover_every_point() -> None:
 
 def _saved(trained: Detector, tmp_path: Path) -> Path:
     detector = trained.with_thresholds(Thresholds(window=5.0, point=np.array([3.0, 4.0, 5.0])))
-    detector.save(tmp_path / "m", name="toy", version="1", training_data={"rows": 1}, metrics={})
+    save_artifact(
+        detector, tmp_path / "m", name="toy", version="1", training_data={"rows": 1}, metrics={}
+    )
     return tmp_path / "m"
 
 
 def test_artifact_round_trip_gives_bit_identical_scores(trained: Detector, tmp_path: Path) -> None:
     path = _saved(trained, tmp_path)
-    loaded = Detector.from_artifact(path, device="cpu")
+    loaded = load_artifact(path, device="cpu")
     windows = [clean_signal(200, seed=2), clean_signal(WINDOW, seed=4)]
     before = trained.with_thresholds(loaded.active_thresholds).score(windows)
     after = loaded.score(windows)
@@ -225,7 +229,7 @@ def test_a_flipped_byte_in_the_weights_is_refused(trained: Detector, tmp_path: P
     data[len(data) // 2] ^= 0x01
     weights.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="checksum mismatch"):
-        Detector.from_artifact(path, device="cpu")
+        load_artifact(path, device="cpu")
 
 
 def test_a_manifest_for_another_architecture_is_refused(trained: Detector, tmp_path: Path) -> None:
@@ -234,14 +238,14 @@ def test_a_manifest_for_another_architecture_is_refused(trained: Detector, tmp_p
     manifest["architecture"]["latent_dim"] = 99
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match=r"do not match the architecture|has shape"):
-        Detector.from_artifact(path, device="cpu")
+        load_artifact(path, device="cpu")
 
 
 def test_an_invalid_manifest_is_refused_in_one_line(trained: Detector, tmp_path: Path) -> None:
     path = _saved(trained, tmp_path)
     (path / "manifest.json").write_text('{"schema_version": 1}')
     with pytest.raises(ModelError) as info:
-        Detector.from_artifact(path, device="cpu")
+        load_artifact(path, device="cpu")
     assert "\n" not in str(info.value)
 
 

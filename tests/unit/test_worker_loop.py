@@ -11,13 +11,13 @@ import numpy as np
 import orjson
 import pytest
 
+from kafkaio.records import DeliveryError, InRecord, OutRecord, TopicPartition
 from schemas.messages import encode_window
 from schemas.series_csv import read_series_csv
 from tests.model_factory import SMD
 from vaecore import Detector
 from worker.loop import WorkerLoop, next_offsets
 from worker.pipeline import Topics, process_batch
-from worker.records import DeliveryError, InRecord, OutRecord, TopicPartition
 
 pytestmark = pytest.mark.unit
 TOPICS = Topics("events", "corrected", "dlq")
@@ -56,6 +56,9 @@ class FakeSource:
 
     def take_assigned(self) -> set[TopicPartition]:
         return set()
+
+    def position(self, partition: TopicPartition) -> int:
+        return 0
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self.log.append(f"seek {partition[1]}@{offset}")
@@ -228,7 +231,7 @@ class KeptPositionSource(FakeSource):
     after `rebalance_at` polls; partitions are read round-robin, `per_poll` records a poll."""
 
     logs: dict[int, list[InRecord]] = field(default_factory=dict)
-    position: dict[int, int] = field(default_factory=dict)
+    positions: dict[int, int] = field(default_factory=dict)
     rebalance_at: int = 1
     rebalance: set[TopicPartition] = field(default_factory=set)
     per_poll: int = 2
@@ -242,9 +245,9 @@ class KeptPositionSource(FakeSource):
             self._assigned |= self.rebalance  # assigned back: positions kept
         out = []
         for p, log in self.logs.items():
-            at = self.position.get(p, 0)
+            at = self.positions.get(p, 0)
             take = log[at : at + min(self.per_poll, max_records)]
-            self.position[p] = at + len(take)
+            self.positions[p] = at + len(take)
             out.extend(take)
         return out
 
@@ -254,7 +257,7 @@ class KeptPositionSource(FakeSource):
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         super().seek(partition, offset)
-        self.position[partition[1]] = offset
+        self.positions[partition[1]] = offset
 
 
 def test_a_partition_assigned_back_rereads_what_the_rebalance_dropped(
@@ -276,7 +279,7 @@ def test_a_partition_assigned_back_rereads_what_the_rebalance_dropped(
     assert source.committed == {("in", 0): 6, ("in", 1): 6}
     seen = {
         (d["source"]["partition"], d["source"]["offset"])
-        for d in (orjson.loads(x.value) for x in sink.acked if x.topic == "corrected")
+        for d in (orjson.loads(x.value or b"") for x in sink.acked if x.topic == "corrected")
     }
     assert seen == {(x.partition, x.offset) for x in r}, "a record was skipped"
 
@@ -298,7 +301,9 @@ def test_model_is_swapped_only_between_batches_and_outputs_name_it(tiny_detector
     assert second is not None
     loop.process(loop.collect(stop), second)
     versions = [
-        orjson.loads(r.value)["model"]["version"] for r in sink.acked if r.topic == "corrected"
+        orjson.loads(r.value or b"")["model"]["version"]
+        for r in sink.acked
+        if r.topic == "corrected"
     ]
     assert versions == ["1", "1", "2", "2"]
 
@@ -325,7 +330,9 @@ def test_a_version_promoted_while_the_loop_waits_for_records_scores_them(
     loop = make_loop(source, sink, lambda: current["d"], max_batch=8)
     loop.run(stop)
     versions = [
-        orjson.loads(r.value)["model"]["version"] for r in sink.acked if r.topic == "corrected"
+        orjson.loads(r.value or b"")["model"]["version"]
+        for r in sink.acked
+        if r.topic == "corrected"
     ]
     assert versions == ["2", "2", "2"]
 
@@ -362,7 +369,7 @@ def test_pipelined_run_sends_and_commits_in_consumption_order(tiny_detector: Det
     source = ScriptedSource(records(tiny_detector, 12))
     sink = FakeSink(source.log)
     make_loop(source, sink, tiny_detector, max_batch=2).run(source.stop)
-    ids = [orjson.loads(r.value)["window_id"] for r in sink.acked if r.topic == "corrected"]
+    ids = [orjson.loads(r.value or b"")["window_id"] for r in sink.acked if r.topic == "corrected"]
     assert ids == [f"s/{i}" for i in range(12)]
     assert source.committed == {("in", 0): 6, ("in", 1): 6}
     for earlier, later in zip(source.commits, source.commits[1:], strict=False):
@@ -382,11 +389,31 @@ def test_a_revocation_while_batches_are_in_the_pipeline_keeps_them_all_from_comm
     assert source.commits[2] == {("in", 0): 3}, "the revoked partition's record was dropped"
 
 
+@dataclass
+class TricklingSource(FakeSource):
+    """Returns at most `per_poll` records a poll, so a batch fills across several polls."""
+
+    per_poll: int = 2
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[InRecord]:
+        return super().poll(timeout_ms, min(max_records, self.per_poll))
+
+
 def test_batches_never_exceed_max_batch(tiny_detector: Detector) -> None:
-    source = FakeSource(records(tiny_detector, 20))
+    """Each poll brings 2 records and the loop waits to fill a batch of 3: the second poll of
+    a batch must ask for what is left (1), never for a whole batch again."""
+    source = TricklingSource(records(tiny_detector, 20), per_poll=2)
     sink = FakeSink(source.log)
-    run_until_drained(make_loop(source, sink, tiny_detector, max_batch=3), source)
-    assert source.max_outstanding <= 3
+    loop = make_loop(source, sink, tiny_detector, max_batch=3, max_batch_wait_ms=300)
+    stop = threading.Event()
+    sizes = []
+    while source.records:
+        batch = loop.collect(stop)
+        sizes.append(len(batch))
+        loop.process(batch, tiny_detector, stop)
+    assert max(sizes) <= 3, f"batch sizes {sizes}"
+    assert sizes[0] == 3, "the first batch fills across polls"
+    assert sum(sizes) == 20
 
 
 def test_run_finishes_the_batch_in_hand_when_stopped(tiny_detector: Detector) -> None:
@@ -401,7 +428,7 @@ def test_run_finishes_the_batch_in_hand_when_stopped(tiny_detector: Detector) ->
         stop.set()  # SIGTERM arrives while the batch is in hand
         return batch
 
-    loop.collect = collect_then_stop  # type: ignore[method-assign]
+    loop.collect = collect_then_stop  # type: ignore[method-assign, assignment]
     loop.run(stop)
     assert source.committed == {("in", 0): 3, ("in", 1): 2}
     assert len([r for r in sink.acked if r.topic == "corrected"]) == 5
@@ -421,13 +448,13 @@ def test_events_carry_points_channels_and_deterministic_ids(tiny_detector: Detec
     rec = InRecord("in", 0, 0, b"s", raw, 0)
     first = process_batch([rec], tiny_detector, TOPICS, 1 << 22)
     again = process_batch([rec], tiny_detector, TOPICS, 1 << 22)
-    events = [orjson.loads(r.value) for r in first.records if r.topic == "events"]
+    events = [orjson.loads(r.value or b"") for r in first.records if r.topic == "events"]
     assert len(events) == 1
     points = events[0]["anomalous_points"]
     assert any(p["index"] == 10 and p["channel"] == "dim_4" for p in points)
-    again_events = [orjson.loads(r.value) for r in again.records if r.topic == "events"]
+    again_events = [orjson.loads(r.value or b"") for r in again.records if r.topic == "events"]
     assert events[0]["event_id"] == again_events[0]["event_id"]
-    corrected = next(orjson.loads(r.value) for r in first.records if r.topic == "corrected")
+    corrected = next(orjson.loads(r.value or b"") for r in first.records if r.topic == "corrected")
     assert [10, 3] in corrected["corrected"]
     assert abs(corrected["values"][10][3] - table.values[310, 3]) < 5.0
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vaewatch.errors import UserInputError
-from worker.kafka_edge import producer_config
+from kafkaio.client import producer_config, servers
+from vwbase.errors import UserInputError
 from worker.settings import WorkerSettings, settings_from_cli
 
 
@@ -14,7 +14,7 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> No
         if name.startswith("VAEWATCH_"):
             monkeypatch.delenv(name)
     settings = WorkerSettings()
-    assert settings.bootstrap_list == ["localhost:9092"]
+    assert servers(settings) == ["localhost:9092"]
     assert (settings.max_batch, settings.device, settings.producer_idempotence) == (
         256,
         "auto",
@@ -22,9 +22,9 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> No
     )
 
 
-def test_bootstrap_list_is_split_and_trimmed() -> None:
+def test_bootstrap_servers_are_split_and_trimmed() -> None:
     settings = settings_from_cli({"kafka_bootstrap_servers": " a:9092, [::1]:9093 ,"})
-    assert settings.bootstrap_list == ["a:9092", "[::1]:9093"]
+    assert servers(settings) == ["a:9092", "[::1]:9093"]
 
 
 @pytest.mark.parametrize("servers", ["", "no-port", "a:9092,b", "host:port", "a b:9092"])
@@ -65,3 +65,15 @@ def test_producer_idempotence_from_env_reaches_the_producer(
     config = producer_config(settings_from_cli(), linger_ms=20)
     assert config["enable_idempotence"] is False
     assert (config["acks"], config["linger_ms"]) == ("all", 20)
+
+
+def test_a_bad_worker_flag_is_named_in_the_one_line_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaewatch.cli import main
+
+    monkeypatch.delenv("VAEWATCH_MAX_BATCH", raising=False)
+    assert main(["worker", "--max-batch", "0", "--metrics-port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "VAEWATCH_MAX_BATCH / --max-batch:" in err[0]

@@ -9,10 +9,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge
 from structlog.testing import capture_logs
 
+from kafkaio.client import check_reachable
 from tests.model_factory import publish
 from vaecore import Detector
-from vaewatch.errors import BrokerError, UserInputError
-from worker.kafka_edge import check_reachable
+from vwbase.errors import BrokerError, UserInputError
 from worker.model_watcher import ModelWatcher
 from worker.observability import Metrics
 from worker.preflight import check_worker_can_start

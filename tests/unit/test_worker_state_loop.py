@@ -10,6 +10,7 @@ from datetime import timedelta
 import orjson
 import pytest
 
+from kafkaio.records import InRecord, OutRecord, TopicPartition
 from schemas.messages import encode_window
 from schemas.series_csv import read_series_csv
 from tests.model_factory import SMD
@@ -17,7 +18,6 @@ from tests.unit.test_worker_loop import START, FakeSink, FakeSource, ScriptedSou
 from vaecore import Detector
 from worker.loop import WorkerLoop
 from worker.pipeline import Topics
-from worker.records import InRecord, OutRecord, TopicPartition
 from worker.state import SeriesStates
 
 pytestmark = pytest.mark.unit

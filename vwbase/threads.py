@@ -33,7 +33,7 @@ from pathlib import Path
 
 import structlog
 
-from vaewatch.errors import UserInputError
+from vwbase.errors import UserInputError
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,5 @@
-"""Threshold calibration on validation scores: a quantile rule and Peaks-Over-Threshold.
+"""Threshold calibration: `calibrate` gives a detector its thresholds (as PyOD's `fit`
+sets `threshold_`), from a quantile rule or Peaks-Over-Threshold on its own scores.
 
 POT (Siffer et al., "Anomaly Detection in Streams with Extreme Value Theory", KDD 2017,
 the SPOT initialisation; also used by OmniAnomaly): excesses over a high initial quantile t
@@ -17,9 +18,12 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Literal
 
 import numpy as np
 from scipy import stats
+
+from vaecore.detector import Detector, Thresholds
 
 MIN_EXCESSES = 10
 
@@ -72,3 +76,36 @@ def threshold(scores: np.ndarray, risk: float, method: str) -> float:
     n = int(np.isfinite(scores).sum())
     rate = max(risk, MIN_TAIL_POINTS / n) if n else risk
     return pot_threshold(scores, rate) if method == "pot" else quantile_threshold(scores, rate)
+
+
+def part_scores(detector: Detector, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Smoothed step scores (N,) and point scores (N, C) of series parts, each its own series."""
+    scored = detector.score([v for v in parts if len(v) >= detector.window])
+    steps = np.concatenate([s.step for s in scored])
+    points = np.concatenate([s.point for s in scored])
+    return steps, points
+
+
+def calibrate(
+    detector: Detector, parts: list[np.ndarray], risk: float, method: Literal["pot", "quantile"]
+) -> Detector:
+    """`detector` with thresholds on the scores the worker alerts on (smoothed) of `parts`.
+
+    One rule per channel for the point scores; a channel never observed in `parts` has no
+    scores and borrows the highest finite point threshold. The tail rate asked for never
+    goes below 10 / n (`threshold`). The spread of the step scores is the unit of severity.
+    """
+    steps, points = part_scores(detector, parts)
+    window = threshold(steps, risk, method)
+    point = np.array([threshold(points[:, c], risk, method) for c in range(points.shape[1])])
+    finite = point[np.isfinite(point)]
+    point = np.where(np.isfinite(point), point, finite.max() if finite.size else window)
+    return detector.with_thresholds(
+        Thresholds(
+            window=window,
+            point=point,
+            method=method,
+            target_false_alarm_rate=risk,
+            window_spread=robust_spread(steps),
+        )
+    )

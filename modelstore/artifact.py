@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import safetensors
@@ -30,13 +30,44 @@ from schemas.manifest import (
     Scoring,
 )
 from schemas.manifest import Thresholds as ManifestThresholds
+from vaecore.detector import Detector, Thresholds
+from vaecore.device import select_device
 from vaecore.network import ConvVAE, VAEConfig
 from vaecore.scaler import ChannelScaler
-from vaewatch import __version__
-from vaewatch.errors import ModelError
+from vwbase import __version__
+from vwbase.errors import ModelError
 
-if TYPE_CHECKING:
-    from vaecore.detector import Detector
+
+def architecture_of(cfg: VAEConfig) -> Architecture:
+    """The manifest's record of a network config: the same fields, by name (a test checks)."""
+    return Architecture(**asdict(cfg))
+
+
+def config_of(arch: Architecture) -> VAEConfig:
+    """The network config a manifest describes."""
+    return VAEConfig(**arch.model_dump())
+
+
+def manifest_thresholds(th: Thresholds) -> ManifestThresholds:
+    """The calibrated thresholds as the manifest stores them (lists instead of arrays)."""
+    return ManifestThresholds(
+        window=float(th.window),
+        point=[float(p) for p in th.point],
+        method=th.method,
+        target_false_alarm_rate=th.target_false_alarm_rate,
+        window_spread=th.window_spread,
+    )
+
+
+def core_thresholds(th: ManifestThresholds) -> Thresholds:
+    """The thresholds a manifest stores, as the detector applies them."""
+    return Thresholds(
+        window=th.window,
+        point=np.asarray(th.point, dtype=np.float64),
+        method=th.method,
+        target_false_alarm_rate=th.target_false_alarm_rate,
+        window_spread=th.window_spread,
+    )
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -52,8 +83,8 @@ def save_artifact(
     *,
     name: str,
     version: str,
-    training_data: dict[str, object],
-    metrics: dict[str, object],
+    training_data: dict[str, object] | None = None,
+    metrics: dict[str, object] | None = None,
 ) -> ModelManifest:
     """Write weights and manifest into `path` (created); return the manifest."""
     if detector.thresholds is None:
@@ -62,44 +93,26 @@ def save_artifact(
     state = {k: v.detach().to("cpu").contiguous() for k, v in detector.model.state_dict().items()}
     weights = save_safetensors(state)
     _fsync_write(path / WEIGHTS_FILE, weights)
-    cfg = detector.model.cfg
-    th = detector.thresholds
     center, scale = detector.scaler.to_lists()
     manifest = ModelManifest(
         name=name,
         version=version,
         created_at=datetime.now(UTC),
-        architecture=Architecture(
-            n_channels=cfg.n_channels,
-            window=cfg.window,
-            latent_dim=cfg.latent_dim,
-            hidden=cfg.hidden,
-            kernel_size=cfg.kernel_size,
-            beta=cfg.beta,
-            min_logvar=cfg.min_logvar,
-            max_logvar=cfg.max_logvar,
-            variance="channel" if cfg.variance == "channel" else "point",
-        ),
+        architecture=architecture_of(detector.model.cfg),
         channels=list(detector.channels),
         normalisation=Normalisation(center=center, scale=scale),
         scoring=Scoring(
             n_samples=detector.n_samples,
             stride=int(detector.stride or 1),
             sample_seed=detector.sample_seed,
-            score_kind="error" if detector.score_kind == "error" else "nll",
+            score_kind=detector.score_kind,
             smoothing=detector.smoothing,
             period=detector.period,
         ),
-        thresholds=ManifestThresholds(
-            window=float(th.window),
-            point=[float(p) for p in th.point],
-            method="pot" if th.method == "pot" else "quantile",
-            target_false_alarm_rate=th.target_false_alarm_rate,
-            window_spread=th.window_spread,
-        ),
+        thresholds=manifest_thresholds(detector.thresholds),
         weights_sha256=hashlib.sha256(weights).hexdigest(),
-        training_data=training_data,
-        metrics=metrics,
+        training_data=training_data or {},
+        metrics=metrics or {},
         library_versions={
             "torch": torch.__version__,
             "numpy": np.__version__,
@@ -129,8 +142,6 @@ def read_manifest(path: Path) -> ModelManifest:
 
 
 def load_artifact(path: Path, device: str = "auto") -> Detector:
-    from vaecore.detector import Detector, Thresholds
-
     path = Path(path)
     if not path.is_dir():
         raise ModelError(f"model artifact {path} does not exist")
@@ -146,56 +157,31 @@ def load_artifact(path: Path, device: str = "auto") -> Detector:
             f"checksum mismatch for {weights_path}: manifest says "
             f"{manifest.weights_sha256[:12]}…, file is {digest[:12]}…; refusing to load"
         )
-    arch = manifest.architecture
-    cfg = VAEConfig(
-        n_channels=arch.n_channels,
-        window=arch.window,
-        latent_dim=arch.latent_dim,
-        hidden=tuple(arch.hidden),
-        kernel_size=arch.kernel_size,
-        beta=arch.beta,
-        min_logvar=arch.min_logvar,
-        max_logvar=arch.max_logvar,
-        variance=arch.variance,
-    )
-    model = ConvVAE(cfg)
+    model = ConvVAE(config_of(manifest.architecture))
     try:
         state = load_safetensors(data)
     except Exception as exc:  # safetensors raises its own error types for bad headers
         raise ModelError(f"cannot read weights {weights_path}: {exc}") from exc
     _check_state(model, state, weights_path)
     model.load_state_dict(state)
-    th = manifest.thresholds
     return Detector(
         model=model,
         scaler=ChannelScaler.from_lists(
             manifest.normalisation.center, manifest.normalisation.scale
         ),
         channels=tuple(manifest.channels),
-        thresholds=Thresholds(
-            window=th.window,
-            point=np.asarray(th.point, dtype=np.float64),
-            method=th.method,
-            target_false_alarm_rate=th.target_false_alarm_rate,
-            window_spread=th.window_spread,
-        ),
+        thresholds=core_thresholds(manifest.thresholds),
         n_samples=manifest.scoring.n_samples,
         stride=manifest.scoring.stride,
         sample_seed=manifest.scoring.sample_seed,
         score_kind=manifest.scoring.score_kind,
         smoothing=manifest.scoring.smoothing,
         period=manifest.scoring.period,
-        device=_device(device),
+        device=select_device(device),
         name=manifest.name,
         version=manifest.version,
         manifest=manifest,
     )
-
-
-def _device(requested: str) -> torch.device:
-    from vaecore.device import select_device
-
-    return select_device(requested)
 
 
 def _check_state(model: ConvVAE, state: dict[str, torch.Tensor], where: Path) -> None:

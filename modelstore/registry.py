@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaewatch.errors import ModelError
+from vwbase.errors import ModelError
 
 ALIAS = "production"
 TMP_PREFIX = ".tmp-"
@@ -82,7 +82,7 @@ class Registry:
 
     def publish(self, name: str, artifact_dir: Path) -> str:
         """Copy `artifact_dir` in as the next version; return the version."""
-        from vaecore.artifact import read_manifest, write_manifest
+        from modelstore.artifact import read_manifest, write_manifest
 
         model_dir = self._model_dir(name)
         model_dir.mkdir(parents=True, exist_ok=True)

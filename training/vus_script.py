@@ -1,6 +1,7 @@
-"""Runs inside benchmarks/.peers-venv (numpy<2 + tsb-ad): VUS-PR with TSB-AD's own code.
+"""Runs inside the tsb-ad interpreter (numpy<2 + tsb-ad): VUS-PR with TSB-AD's own code.
 
-usage: python vus_pr.py IN.npz N [SLIDING_WINDOW]
+Not imported: `training.vus` runs this file with `$VAEWATCH_PEERS_PYTHON`.
+usage: python vus_script.py IN.npz N [SLIDING_WINDOW]
 IN.npz holds score_i, label_i and, optionally, data_i (the series' first channel) for i < N.
 Prints one JSON list of N floats (or null).
 The sliding window (VUS-PR's buffer) is TSB-AD's own choice, as its runners

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from vaewatch.errors import BrokerError
+from vwbase.errors import BrokerError
 
 TopicPartition = tuple[str, int]
 
