@@ -141,8 +141,8 @@ class SeriesStates:
             p = self.partition_of[series_id]
             if newest[p] - seen <= self.ttl_ms or series_id in self._touched:
                 continue
+            before = self.snapshot(series_id)  # taken first: a replay must resolve again
             resolved = expire(self.episode_state(series_id), series_id, self.rules)
-            before = self.snapshot(series_id)
             if before is not None:
                 self._expired.append((series_id, p, self._offset_in(p), before))
             self.forget(series_id)
