@@ -181,6 +181,8 @@ class SeriesStates:
     # --- partitions -----------------------------------------------------------------
     def drop_partitions(self, partitions: Iterable[int]) -> int:
         gone = set(partitions)
+        # their new owner may write a series again before our next batch: no late tombstone
+        self._tombstones_due = [(s, p) for s, p in self._tombstones_due if p not in gone]
         series = [s for s, p in self.partition_of.items() if p in gone]
         for s in series:
             self.forget(s)

@@ -53,3 +53,19 @@ def test_a_replayed_expiry_resolves_the_episode_again_with_the_same_message() ->
     feed(again, "busy", 30, offset=2, anomalous=False)  # batch 2 read again
     ((_, replayed),) = again.expire_idle()
     assert replayed == first and [m["status"] for m in first] == ["resolved"]
+
+
+def test_no_tombstone_for_a_partition_revoked_since_the_expiry() -> None:
+    """Its new owner may have written the series again: a late tombstone would delete it."""
+    states = SeriesStates(ttl_ms=100)
+    feed(states, "idle", 0, offset=0, anomalous=False)
+    states.touch("other", 1, 0)  # a series on partition 1, which this member keeps
+    states.saw("other", 10)
+    states.take_records(TOPIC)
+    feed(states, "busy", 30, offset=1, anomalous=False)  # partition 0's time moves on
+    assert [s for s, _ in states.expire_idle()] == ["idle"]
+    states.take_records(TOPIC)  # "idle": now = null; its tombstone is due with the next batch
+    states.drop_partitions({0})  # partition 0 moves to another member
+    states.touch("other", 1, 1)
+    states.saw("other", 20)
+    assert [r.key for r in states.take_records(TOPIC) if r.value is None] == []
