@@ -144,7 +144,7 @@ class WorkerLoop:
             assigned = self.source.take_assigned()
             polled = self._rewind_reassigned(polled, assigned)
             if assigned:
-                self._restore_state(assigned)
+                self._restore_state(assigned, polled)
             batch.extend(polled)
             if batch and deadline is None:
                 deadline = time.monotonic() + self.max_batch_wait_ms / 1000
@@ -191,18 +191,24 @@ class WorkerLoop:
         self.metrics.open_episodes.set(self.states.open_episodes())
         log.info("state_dropped", partitions=sorted(p for _, p in revoked), series=dropped)
 
-    def _restore_state(self, assigned: set[TopicPartition]) -> None:
+    def _restore_state(self, assigned: set[TopicPartition], polled: list[InRecord]) -> None:
         """Read each new partition's changelog here, install it on the scoring thread.
 
         Queued before any batch holding the partition's records, so none is scored without
         its state. The read position decides, per series, between the state after and
-        before an uncommitted batch (`SeriesStates.restore_partition`).
+        before an uncommitted batch (`SeriesStates.restore_partition`). The poll that
+        assigns a partition may already have returned its first records (the consumer's
+        position is then past them): the position is the first of those.
         """
         if self.read_state is None:
             return
+        first: dict[TopicPartition, int] = {}
+        for r in polled:
+            tp = (r.topic, r.partition)
+            first[tp] = min(first.get(tp, r.offset), r.offset)
         for tp in sorted(assigned):
             started = time.perf_counter()
-            position = self.source.position(tp)
+            position = first[tp] if tp in first else self.source.position(tp)
             records = self.read_state(tp[1])
             self._scorer.submit(self._install_state, tp, records, position, started)
 
