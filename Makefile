@@ -9,8 +9,9 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?= --profile
 GPU_ARGS ?=
+STATE_ARGS ?=
 
-.PHONY: run run-readme test lint typecheck pytest install bench bench-threads bench-gpu bench-quality soak audit lock schemas clean help
+.PHONY: run run-readme test lint typecheck pytest install bench bench-threads bench-gpu bench-quality bench-state soak audit lock schemas clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -60,6 +61,9 @@ bench-gpu: $(STAMP)  ## GPU speed: fp32/bf16 compute ceiling, copy share, 1 and 
 
 bench-quality: $(STAMP)  ## detection quality on ../shared/data against baselines
 	$(BIN)/python -m benchmarks.quality
+
+bench-state: $(STAMP)  ## restore time of one partition's per-series state (10,000 series; STATE_ARGS="--series 1000")
+	$(BIN)/python -m benchmarks.state_restore $(STATE_ARGS)
 
 soak: $(STAMP)  ## hour at 50% of max rate, kills + promotions (not in CI; needs a real cluster for an hour)
 	$(BIN)/pytest -m slow -p no:cacheprovider -s tests/soak

@@ -135,6 +135,30 @@ def ensure_topics(
         admin.close()
 
 
+def partition_counts(settings: KafkaSettings, topics: Sequence[str]) -> dict[str, int]:
+    """Partitions of each of `topics` that exists (a missing one is left out, not created:
+    only existing topics are described, so a broker that auto-creates topics on a metadata
+    request does not create them here)."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=servers(settings),
+            client_id="vaewatch-admin",
+            **security_kwargs(settings),
+        )
+    except KafkaError as exc:
+        raise unreachable(settings, exc) from exc
+    try:
+        existing = [t for t in dict.fromkeys(topics) if t in set(admin.list_topics())]
+        if not existing:
+            return {}
+        described = admin.describe_topics(existing)
+        return {d.get("name", d.get("topic")): len(d["partitions"]) for d in described}
+    except KafkaError as exc:
+        raise BrokerError(f"cannot describe topics {list(topics)}: {type(exc).__name__}") from exc
+    finally:
+        admin.close()
+
+
 def producer_config(
     settings: KafkaSettings, *, delivery_timeout_s: float = 30.0, **overrides: Any
 ) -> dict[str, Any]:

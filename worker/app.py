@@ -18,8 +18,9 @@ from types import FrameType
 
 import structlog
 
-from kafkaio.client import check_reachable, ensure_topics
-from vwbase.errors import BrokerError
+from kafkaio.client import check_reachable, ensure_topics, partition_counts
+from kafkaio.settings import env_var
+from vwbase.errors import BrokerError, UserInputError
 from vwbase.threads import apply_torch_threads
 from worker.kafka_edge import KafkaSink, KafkaSource, StateChangelog
 from worker.loop import WorkerLoop
@@ -61,9 +62,8 @@ def _connect(
             if settings.create_topics:
                 topics = [settings.input_topic, settings.events_topic]
                 topics += [settings.corrected_topic, settings.dlq_topic, settings.episodes_topic]
-                topics += [settings.state_topic]
-                compacted = [settings.state_topic]
-                ensure_topics(settings, topics, settings.topic_partitions, compacted)
+                ensure_topics(settings, topics, settings.topic_partitions)
+            _state_topic_like_the_input(settings)
             connected = (
                 KafkaSource(settings, [settings.input_topic]),
                 KafkaSink(settings),
@@ -77,6 +77,27 @@ def _connect(
             stop.wait(delay)
             delay = min(delay * 2, MAX_CONNECT_BACKOFF_S)
     return None
+
+
+def _state_topic_like_the_input(settings: WorkerSettings) -> None:
+    """The state changelog has a partition per input partition (a series' state lives on
+    its input partition's number): created so when CREATE_TOPICS allows, else checked. Too
+    few partitions can never work: one line, exit 2 (a record for a missing partition
+    would otherwise fail at the first batch of that partition)."""
+    state, source = settings.state_topic, settings.input_topic
+    counts = partition_counts(settings, [source, state])
+    if source not in counts:
+        log.warning("input_topic_missing", topic=source, state_topic_checked=False)
+        return
+    if state not in counts and settings.create_topics:
+        ensure_topics(settings, [state], counts[source], compacted=[state])
+        counts = partition_counts(settings, [state]) | {source: counts[source]}
+    if counts.get(state, 0) < counts[source]:
+        have = f"{counts[state]} partitions" if state in counts else "does not exist"
+        raise UserInputError(
+            f"{env_var('state_topic')}: {state!r} {have}; it needs one per partition of "
+            f"{source!r} ({counts[source]}), with cleanup.policy=compact"
+        )
 
 
 def run_worker(settings: WorkerSettings) -> int:

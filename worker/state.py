@@ -141,8 +141,8 @@ class SeriesStates:
             p = self.partition_of[series_id]
             if newest[p] - seen <= self.ttl_ms or series_id in self._touched:
                 continue
+            before = self.snapshot(series_id)  # taken first: a replay must resolve again
             resolved = expire(self.episode_state(series_id), series_id, self.rules)
-            before = self.snapshot(series_id)
             if before is not None:
                 self._expired.append((series_id, p, self._offset_in(p), before))
             self.forget(series_id)
@@ -181,6 +181,8 @@ class SeriesStates:
     # --- partitions -----------------------------------------------------------------
     def drop_partitions(self, partitions: Iterable[int]) -> int:
         gone = set(partitions)
+        # their new owner may write a series again before our next batch: no late tombstone
+        self._tombstones_due = [(s, p) for s, p in self._tombstones_due if p not in gone]
         series = [s for s, p in self.partition_of.items() if p in gone]
         for s in series:
             self.forget(s)

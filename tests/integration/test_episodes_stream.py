@@ -263,3 +263,26 @@ def test_smoothed_scores_survive_sigkills_as_if_the_worker_never_stopped(
         assert doc["score"] == pytest.approx(expected[lo : lo + 128].max(), rel=1e-4, abs=1e-5)
         assert seen.setdefault(doc["window_id"], doc["score"]) == doc["score"]
     assert len(seen) == len(windows)
+
+
+def test_the_state_topic_gets_a_partition_per_input_partition_or_the_worker_says_why(
+    kafka_bootstrap: str, topics: Any, registry: Path, tmp_path: Path
+) -> None:
+    from kafkaio.client import ensure_topics, partition_counts
+    from kafkaio.settings import kafka_settings
+
+    settings = kafka_settings(kafka_bootstrap)
+    ensure_topics(settings, [topics.input], 6)  # more than TOPIC_PARTITIONS (4 in tests)
+    worker = start_worker(kafka_bootstrap, topics, registry, tmp_path / "w.log")
+    try:
+        worker.wait_for('"partitions_assigned"', timeout=60)
+    finally:
+        assert worker.stop() == 0
+    assert partition_counts(settings, [f"{topics.group}-state"]) == {f"{topics.group}-state": 6}
+
+    other = replace(topics, group=f"{topics.group}-b")
+    ensure_topics(settings, [f"{other.group}-state"], 2)  # made by hand, too small
+    refused = start_worker(kafka_bootstrap, other, registry, tmp_path / "refused.log")
+    assert refused.proc.wait(timeout=60) == 2
+    last = refused.log_text().strip().splitlines()[-1]
+    assert "VAEWATCH_STATE_TOPIC" in last and "2 partitions" in last and "(6)" in last

@@ -80,6 +80,49 @@ def test_compose_topics_and_ports_match_the_defaults() -> None:
     assert prometheus["scrape_configs"][0]["dns_sd_configs"][0]["port"] == METRICS_PORT
 
 
+def _topic_defaults() -> dict[str, str]:
+    """Every topic the worker uses, by setting: its default name (the state topic's follows
+    the default group id)."""
+    names = ("input_topic", "events_topic", "corrected_topic", "dlq_topic", "episodes_topic")
+    out = {n: WorkerSettings.model_fields[n].default for n in names}
+    group = WorkerSettings.model_fields["group_id"].default
+    out["state_topic"] = WorkerSettings(group_id=group, state_topic="").state_topic
+    return out
+
+
+def test_compose_creates_every_topic_and_the_state_topic_compacted() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose" / "docker-compose.yml").read_text())
+    env = compose["x-vaewatch-env"]
+    [config] = [d for _, d in documents() if d.get("kind") == "ConfigMap"]
+    topics = _topic_defaults()
+    for name, topic in topics.items():
+        assert env[env_var(name)] == topic, f"compose env {env_var(name)}"
+        assert config["data"][env_var(name)] == topic, f"ConfigMap {env_var(name)}"
+    init = " ".join(compose["services"]["kafka-init"]["command"]).replace("\\\n", " ")
+    looped = dict(re.findall(r"([\w.-]+):(\d+)", init.split("; do")[0]))
+    state = topics.pop("state_topic")
+    assert set(topics.values()) <= set(looped), "kafka-init misses a topic"
+    created = re.search(rf"--topic {re.escape(state)} --partitions (\d+)([^;\n]*)", init)
+    assert created, "kafka-init does not create the state topic"
+    assert "--config cleanup.policy=compact" in created.group(2)
+    # a series' state lives in the partition number of its input: as many partitions
+    assert created.group(1) == looped[topics["input_topic"]]
+
+
+def test_the_k8s_topic_example_declares_every_topic_and_the_state_topic_compacted() -> None:
+    declared = {
+        d["spec"]["topicName"]: d["spec"] for d in load_docs(K8S / "examples" / "kafka-topics.yaml")
+    }
+    topics = _topic_defaults()
+    assert set(declared) == set(topics.values())
+    state = declared[topics["state_topic"]]
+    assert state["config"]["cleanup.policy"] == "compact"
+    assert state["partitions"] == declared[topics["input_topic"]]["partitions"]
+    assert all(
+        "cleanup.policy" not in d.get("config", {}) for d in declared.values() if d is not state
+    )
+
+
 def test_every_dashboard_metric_exists() -> None:
     dashboard = json.loads((DEPLOY / "grafana" / "vaewatch-worker.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
@@ -90,6 +133,13 @@ def test_every_dashboard_metric_exists() -> None:
     }
     known = Metrics().metric_names()
     assert used <= known, f"unknown metrics on the dashboard: {sorted(used - known)}"
+    state = {
+        "vaewatch_open_episodes",
+        "vaewatch_episode_messages",
+        "vaewatch_state_series",
+        "vaewatch_state_restore_seconds",
+    }
+    assert state <= used, f"no panel for {sorted(state - used)}"
 
 
 def test_dockerfile_is_non_root_with_entrypoint_healthcheck_and_real_paths() -> None:
