@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from training.calibration import pot_threshold, quantile_threshold, robust_spread
-from training.metrics import auc_pr, best_f1, f1_at, point_adjusted_f1, segments
+from training.metrics import (
+    auc_pr,
+    best_f1,
+    f1_at,
+    f1_at_labelled_rate,
+    point_adjusted_f1,
+    segments,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -45,3 +52,30 @@ def test_metrics_on_a_hand_made_case() -> None:
 def test_nan_scores_rank_lowest() -> None:
     labels = np.array([0, 1, 0])
     assert auc_pr(np.array([np.nan, 2.0, 1.0]), labels) == 1.0
+
+
+def test_f1_at_labelled_rate_flags_as_many_steps_as_are_labelled() -> None:
+    labels = np.array([0, 0, 1, 1, 0, 0, 0, 0])
+    # the two highest scores are one hit and one miss: tp 1, fp 1, fn 1
+    scores = np.array([0.1, 0.9, 0.8, 0.2, 0.3, 0.0, 0.1, 0.2])
+    assert f1_at_labelled_rate(scores, labels) == pytest.approx(0.5)
+    perfect = np.array([0.0, 0.0, 5.0, 4.0, 0.0, 0.0, 0.0, 0.0])
+    assert f1_at_labelled_rate(perfect, labels) == pytest.approx(1.0)
+    assert f1_at_labelled_rate(scores, np.zeros(8, dtype=int)) is None
+
+
+def test_f1_at_labelled_rate_lies_between_a_threshold_and_the_best_f1() -> None:
+    rng = np.random.default_rng(0)
+    labels = (rng.random(500) < 0.1).astype(int)
+    scores = rng.normal(size=500) + 1.5 * labels
+    budget = f1_at_labelled_rate(scores, labels)
+    best = best_f1(scores, labels)
+    assert budget is not None and best is not None
+    assert budget <= best + 1e-12
+    assert f1_at(scores > 3.0, labels) <= budget  # a far too high threshold does worse
+
+
+def test_f1_at_labelled_rate_ranks_nan_lowest() -> None:
+    labels = np.array([1, 0, 0, 0])
+    scores = np.array([2.0, np.nan, 1.0, np.nan])
+    assert f1_at_labelled_rate(scores, labels) == pytest.approx(1.0)
