@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 from load_study import NAMES, PERIOD, S, ds, fill, labels, trailing  # noqa: E402
 
-from training.calibration import pot_threshold  # noqa: E402
+from vaecore.calibration import pot_threshold  # noqa: E402
 from training.metrics import incident_precision_recall, segments  # noqa: E402
 from worker.episodes import EpisodeRules, ScoredWindow, SeriesEpisodes, apply  # noqa: E402
 

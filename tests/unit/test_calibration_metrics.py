@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.metrics import auc_pr, best_f1, f1_at, point_adjusted_f1, segments
+from training.metrics import (
+    auc_pr,
+    best_f1,
+    f1_at,
+    f1_at_labelled_rate,
+    point_adjusted_f1,
+    segments,
+)
 from vaecore.calibration import pot_threshold, quantile_threshold, robust_spread
 
 pytestmark = pytest.mark.unit
@@ -56,3 +63,31 @@ def test_incident_precision_recall_counts_overlaps_per_alert_and_per_incident() 
     assert incident_precision_recall(alerts, incidents, slack=2) == (0.75, 2 / 3)
     assert incident_precision_recall([], incidents) == (None, 0.0)
     assert incident_precision_recall(alerts, []) == (0.0, None)
+
+
+def test_f1_at_labelled_rate_flags_as_many_steps_as_are_labelled() -> None:
+    labels = np.array([0, 0, 1, 1, 0, 0, 0, 0])
+    # the two highest scores are one hit and one miss: tp 1, fp 1, fn 1
+    scores = np.array([0.1, 0.9, 0.8, 0.2, 0.3, 0.0, 0.1, 0.2])
+    assert f1_at_labelled_rate(scores, labels) == pytest.approx(0.5)
+    perfect = np.array([0.0, 0.0, 5.0, 4.0, 0.0, 0.0, 0.0, 0.0])
+    assert f1_at_labelled_rate(perfect, labels) == pytest.approx(1.0)
+    assert f1_at_labelled_rate(scores, np.zeros(8, dtype=int)) is None
+
+
+def test_f1_at_labelled_rate_lies_between_a_threshold_and_the_best_f1() -> None:
+    rng = np.random.default_rng(0)
+    labels = (rng.random(500) < 0.1).astype(int)
+    scores = rng.normal(size=500) + 1.5 * labels
+    budget = f1_at_labelled_rate(scores, labels)
+    best = best_f1(scores, labels)
+    assert budget is not None and best is not None
+    assert budget <= best + 1e-12
+    too_high = f1_at(scores > 3.0, labels)
+    assert too_high is not None and too_high <= budget  # a far too high threshold does worse
+
+
+def test_f1_at_labelled_rate_ranks_nan_lowest() -> None:
+    labels = np.array([1, 0, 0, 0])
+    scores = np.array([2.0, np.nan, 1.0, np.nan])
+    assert f1_at_labelled_rate(scores, labels) == pytest.approx(1.0)
