@@ -127,9 +127,16 @@ def test_a_restored_partition_scores_as_if_the_worker_had_never_stopped(
 
     second = AssigningSource(whole[8:], start=8)  # ...the next one restores and goes on
     second_sink = FakeSink(second.log)
-    loop = state_loop(second, second_sink, tiny_detector, read_state=lambda p: changelog)
+    read: list[int] = []
+
+    def read_state(partition: int) -> list[tuple[bytes, bytes | None]]:
+        read.append(partition)
+        return changelog
+
+    loop = state_loop(second, second_sink, tiny_detector, read_state=read_state)
     drain(loop, second, tiny_detector)
     resumed = scores(second_sink)
+    assert read == [0], "only the assigned partition's changelog is read, once"
     assert resumed == {k: continuous[k] for k in resumed}
 
     cold = AssigningSource(whole[8:], start=8)  # without the changelog the scores differ
