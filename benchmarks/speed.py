@@ -347,6 +347,71 @@ def worker_rate(
     return rate, rss, cores
 
 
+def workers_rate(
+    bootstrap: str,
+    registry: Path,
+    model: str,
+    raw: list[bytes],
+    log: Path,
+    broker_pid: int,
+    processes: int,
+    drain_timeout_s: float = 600,
+) -> tuple[float, dict[str, float]]:
+    """Steady-state windows/s of `processes` workers in one consumer group (scale-out on this
+    machine), and the cores used meanwhile (all workers summed). The input topic gets 4
+    partitions per process; the workers join before the topic is filled, so the run is not
+    cut by a rebalance."""
+    from kafkaio.client import ensure_topics
+    from kafkaio.settings import kafka_settings
+
+    tag = uuid.uuid4().hex[:8]
+    partitions = 4 * processes
+    ensure_topics(kafka_settings(bootstrap), [f"in-{tag}"], partitions)
+    env = {"VAEWATCH_LOG_LEVEL": "INFO", "VAEWATCH_TOPIC_PARTITIONS": str(partitions)}
+    logs = [log.with_suffix(f".{i}.log") for i in range(processes)]
+    procs = [start_worker(bootstrap, registry, model, tag, lg, env) for lg in logs]
+    try:
+        _wait_until_all_assigned(logs, processes)
+        meter = CpuMeter(
+            {"broker": broker_pid, "reader": os.getpid()}
+            | {f"worker{i}": p.pid for i, p in enumerate(procs)}
+        )
+        fill_topic(bootstrap, f"in-{tag}", raw)
+        read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
+        meter.start()
+        done = read_timestamps(bootstrap, f"co-{tag}", len(raw), timeout_s=drain_timeout_s)
+        used = {name: cpu / meter.wall_s for name, cpu in meter.stop().items()}
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=60)
+    cores = {k: v for k, v in used.items() if not k.startswith("worker")}
+    cores["workers"] = sum(v for k, v in used.items() if k.startswith("worker"))
+    stamps = sorted(ts for _, ts in done)
+    if len(stamps) < 2:
+        return 0.0, cores
+    rate, _ = drain_rate(stamps, stamps[len(stamps) // 20])
+    return rate, cores
+
+
+def _wait_until_all_assigned(logs: list[Path], processes: int, timeout_s: float = 90) -> None:
+    """Every worker has partitions, and the group has settled (no rebalance for 3 s)."""
+    deadline = time.monotonic() + timeout_s
+    quiet_since = time.monotonic()
+    seen = -1
+    while time.monotonic() < deadline:
+        texts = [lg.read_text(errors="replace") if lg.exists() else "" for lg in logs]
+        events = sum(t.count('"partitions_assigned"') for t in texts)
+        if events != seen:
+            seen, quiet_since = events, time.monotonic()
+        joined = all('"partitions_assigned"' in t for t in texts)
+        if joined and time.monotonic() - quiet_since > 3.0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{processes} workers did not all get partitions in {timeout_s:.0f} s")
+
+
 def profile_worker(
     bootstrap: str, registry: Path, model: str, raw: list[bytes], rate: float, out: Path
 ) -> dict[str, dict[str, float]]:
@@ -458,12 +523,23 @@ def main() -> int:
             row["worker"], row["worker_peak_rss_mb"], row["cores_used"] = worker_rate(
                 broker.bootstrap, registry, name, raw, Path(tmp) / f"{name}.log", broker_pid
             )
+            row["workers_2proc"], row["cores_used_2proc"] = workers_rate(
+                broker.bootstrap,
+                registry,
+                name,
+                raw,
+                Path(tmp) / f"{name}-2proc.log",
+                broker_pid,
+                processes=2,
+            )
             row["ratio_vs_min_ceiling"] = row["worker"] / min(
                 row["io_ceiling"], row["compute_ceiling"]
             )
             row["sequential_bound"] = sequential_bound(row)
             row["ratio_vs_sequential_bound"] = row["worker"] / row["sequential_bound"]
             row["cpu_bound"] = cpu_bound(row, os.cpu_count() or 1)
+            row["worker_vs_cpu_bound"] = row["worker"] / row["cpu_bound"]
+            row["workers_2proc_vs_cpu_bound"] = row["workers_2proc"] / row["cpu_bound"]
             # the best ratio to min(ceilings) any design could reach on this machine
             row["cpu_bound_vs_min_ceiling"] = row["cpu_bound"] / min(
                 row["io_ceiling"], row["compute_ceiling"]
@@ -538,6 +614,14 @@ def print_table(results: dict[str, Any]) -> None:
             f"{r['codec_us_per_window'] / 1000:.3f}; best possible worker / min(ceilings) "
             f"on {os.cpu_count()} cores: {r['cpu_bound_vs_min_ceiling']:.2f}"
         )
+    for name, r in results["shapes"].items():
+        if "workers_2proc" in r:
+            print(
+                f"{name}: worker / CPU bound {r['worker_vs_cpu_bound']:.2f} (1 process); "
+                f"2 worker processes in one group {r['workers_2proc']:.0f}/s = "
+                f"{r['workers_2proc_vs_cpu_bound']:.2f} of the CPU bound "
+                f"(cores: {', '.join(f'{k} {v:.2f}' for k, v in r['cores_used_2proc'].items())})"
+            )
     for name, r in results["shapes"].items():
         if "cores_used" in r:
             used = ", ".join(f"{k} {v:.2f}" for k, v in r["cores_used"].items())
