@@ -53,12 +53,11 @@ from worker.pipeline import (
     process_batch,
     score_batch,
 )
+from worker.restore import PartitionRestorer, StateReader
 from worker.state import SeriesStates
 
 log = structlog.get_logger(__name__)
-StateReader = Callable[[int], list[tuple[bytes, bytes | None]]]  # partition -> changelog
 LAG_EVERY_S = 5.0
-RESTORE_RETRY_S = 0.5  # first backoff after a failed changelog read (doubles, at most 30 s)
 
 
 @dataclass(frozen=True)
@@ -118,12 +117,7 @@ class WorkerLoop:
         self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaewatch-score")
         # per-series state (score tails, episodes): only the one scoring thread touches it
         self.states = states if states is not None else SeriesStates()
-        self.read_state = read_state  # None: nothing to restore (no changelog)
-        # assigned partitions whose changelog is not read yet -> first offset to process
-        self._unrestored: dict[TopicPartition, int | None] = {}
-        self._held: dict[TopicPartition, list[InRecord]] = {}  # their records meanwhile
-        self._restore_retry_at = 0.0
-        self._restore_delay = RESTORE_RETRY_S
+        self.restorer = PartitionRestorer(source, read_state, self._queue_install)
 
     # --- collecting -------------------------------------------------------------------
     def collect(self, stop: threading.Event, idle_ms: int = 200) -> list[InRecord]:
@@ -135,7 +129,7 @@ class WorkerLoop:
                 timeout_ms = idle_ms  # idle: wake regularly for heartbeats, health, stop, acks
             else:
                 timeout_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
-            batch.extend(self._released(self.max_batch - len(batch)))
+            batch.extend(self.restorer.released(self.max_batch - len(batch)))
             if len(batch) >= self.max_batch:
                 break
             polled = self.source.poll(timeout_ms, self.max_batch - len(batch))
@@ -152,10 +146,10 @@ class WorkerLoop:
                 self._scorer.submit(self._drop_state, revoked)
             assigned = self.source.take_assigned()
             polled = self._rewind_reassigned(polled, assigned)
-            self._note_assigned(assigned, polled)
-            self._restore_state()
-            batch.extend(self._hold_unrestored(polled))
-            batch.extend(self._released(self.max_batch - len(batch)))
+            self.restorer.assigned(assigned, polled)
+            self.restorer.restore()
+            batch.extend(self.restorer.hold(polled))
+            batch.extend(self.restorer.released(self.max_batch - len(batch)))
             if batch and deadline is None:
                 deadline = time.monotonic() + self.max_batch_wait_ms / 1000
             if deadline is not None and time.monotonic() >= deadline:
@@ -166,9 +160,7 @@ class WorkerLoop:
 
     def _drop_revoked(self, batch: list[InRecord], revoked: set[TopicPartition]) -> list[InRecord]:
         """Drop the batch's records of revoked partitions, remembering where they began."""
-        for tp in revoked:
-            self._unrestored.pop(tp, None)
-            batch = batch + self._held.pop(tp, [])  # held back for a restore: dropped too
+        batch = batch + self.restorer.revoked(revoked)  # held back for a restore: dropped too
         for r in batch:
             tp = (r.topic, r.partition)
             if tp in revoked:
@@ -204,74 +196,15 @@ class WorkerLoop:
         self.metrics.open_episodes.set(self.states.open_episodes())
         log.info("state_dropped", partitions=sorted(p for _, p in revoked), series=dropped)
 
-    def _note_assigned(self, assigned: set[TopicPartition], polled: list[InRecord]) -> None:
-        """New partitions wait for their state; the first offset to process is where the
-        rollback rule splits (`SeriesStates.restore_partition`). The poll that assigns a
-        partition may already have returned its first records (the consumer's position is
-        then past them): then it is the first of those, else the consumer's position."""
-        if self.read_state is None:
-            return
-        for tp in assigned:
-            first = [r.offset for r in polled if (r.topic, r.partition) == tp]
-            self._unrestored[tp] = min(first) if first else None
-        self._restore_retry_at = 0.0
-
-    def _restore_state(self) -> None:
-        """Read each new partition's changelog here, install it on the scoring thread.
-
-        Queued before any batch holding the partition's records, so none is scored without
-        its state; until then its records are held back (`_hold_unrestored`). A read that
-        fails (broker away, too slow) is retried with backoff; nothing is dropped meanwhile.
-        """
-        if not self._unrestored or time.monotonic() < self._restore_retry_at:
-            return
-        for tp in sorted(self._unrestored):
-            started = time.perf_counter()
-            try:
-                position = self._unrestored[tp]
-                if position is None:
-                    position = self.source.position(tp)
-                records = self.read_state(tp[1]) if self.read_state is not None else []
-            except BrokerError as exc:
-                log.warning(
-                    "state_restore_failed_retrying",
-                    partition=f"{tp[0]}-{tp[1]}",
-                    error=str(exc),
-                    retry_in_s=self._restore_delay,
-                )
-                self._restore_retry_at = time.monotonic() + self._restore_delay
-                self._restore_delay = min(self._restore_delay * 2, 30.0)
-                return
-            del self._unrestored[tp]
-            self._restore_delay = RESTORE_RETRY_S
-            self._scorer.submit(self._install_state, tp, records, position, started)
-
-    def _hold_unrestored(self, polled: list[InRecord]) -> list[InRecord]:
-        """Records of partitions still waiting for their state (or with records held before
-        them) wait in order; the rest go on."""
-        if not self._unrestored and not self._held:
-            return polled
-        out = []
-        for r in polled:
-            tp = (r.topic, r.partition)
-            if tp in self._unrestored or tp in self._held:
-                self._held.setdefault(tp, []).append(r)
-            else:
-                out.append(r)
-        return out
-
-    def _released(self, room: int) -> list[InRecord]:
-        """Up to `room` held records of partitions whose state is now queued, oldest first."""
-        out: list[InRecord] = []
-        for tp in [tp for tp in self._held if tp not in self._unrestored]:
-            if len(out) >= room:
-                break
-            records = self._held.pop(tp)
-            take = records[: room - len(out)]
-            out += take
-            if len(take) < len(records):
-                self._held[tp] = records[len(take) :]
-        return out
+    def _queue_install(
+        self,
+        tp: TopicPartition,
+        records: list[tuple[bytes, bytes | None]],
+        position: int,
+        started: float,
+    ) -> None:
+        """Before any batch holding the partition's records, on the scoring thread."""
+        self._scorer.submit(self._install_state, tp, records, position, started)
 
     def _install_state(
         self,

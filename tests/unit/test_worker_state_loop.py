@@ -18,6 +18,7 @@ from tests.unit.test_worker_loop import START, FakeSink, FakeSource, ScriptedSou
 from vaecore import Detector
 from worker.loop import WorkerLoop
 from worker.pipeline import Topics
+from worker.restore import StateReader
 from worker.state import SeriesStates
 
 pytestmark = pytest.mark.unit
@@ -49,7 +50,7 @@ def smoothed(tiny_detector: Detector) -> Detector:
 
 
 def state_loop(
-    source: FakeSource, sink: FakeSink, detector: Detector, read_state: object = None
+    source: FakeSource, sink: FakeSink, detector: Detector, read_state: StateReader | None = None
 ) -> WorkerLoop:
     return WorkerLoop(
         source,
@@ -61,7 +62,7 @@ def state_loop(
         max_message_bytes=1 << 22,
         flush_timeout_s=1.0,
         states=SeriesStates(),
-        read_state=read_state,  # type: ignore[arg-type]
+        read_state=read_state,
     )
 
 
