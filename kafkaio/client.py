@@ -193,8 +193,9 @@ def make_producer(
         raise unreachable(settings, exc) from exc
 
 
-def group_less_consumer(settings: KafkaSettings) -> Any:
-    """A consumer outside any group (manual assignment, no commits) for reading a topic back."""
+def group_less_consumer(settings: KafkaSettings, **overrides: Any) -> Any:
+    """A consumer outside any group (manual assignment, no commits) for reading a topic back;
+    `overrides` are kafka-python consumer settings."""
     check_reachable(settings)
     try:
         return KafkaConsumer(
@@ -202,6 +203,7 @@ def group_less_consumer(settings: KafkaSettings) -> Any:
             enable_auto_commit=False,
             group_id=None,
             **security_kwargs(settings),
+            **overrides,
         )
     except KafkaError as exc:
         raise unreachable(settings, exc) from exc

@@ -236,12 +236,14 @@ class StateChangelog:
     The end is the high-water mark the broker reports once the first fetch answers
     (end_offsets() is unreliable on Tansu); a partition that does not answer within
     `timeout_s` is a broker problem, raised as BrokerError (the loop backs off, retries).
+    Fetches wait at most 10 ms for data (kafka-python's default, 500 ms, made every empty
+    partition cost about a second, which a new partition's first window waited for).
     """
 
     def __init__(self, settings: WorkerSettings, topic: str, timeout_s: float = 60.0) -> None:
         self.topic = topic
         self.timeout_s = timeout_s
-        self._consumer = group_less_consumer(settings)
+        self._consumer = group_less_consumer(settings, fetch_max_wait_ms=10)
 
     def read(self, partition: int) -> list[tuple[bytes, bytes | None]]:
         tp = TopicPartition(self.topic, partition)
@@ -251,7 +253,7 @@ class StateChangelog:
         deadline = time.monotonic() + self.timeout_s
         try:
             while True:
-                for records in self._consumer.poll(timeout_ms=200, max_records=5000).values():
+                for records in self._consumer.poll(timeout_ms=50, max_records=5000).values():
                     out.extend((r.key or b"", r.value) for r in records)
                 high = self._consumer.highwater(tp)
                 if high is not None and self._consumer.position(tp) >= high:
