@@ -339,12 +339,16 @@ def worker_rate(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+    return steady_rate(done), rss, cores
+
+
+def steady_rate(done: list[tuple[str, int]]) -> float:
+    """Windows/s of the outputs in steady state: the first 5% (group join, warm-up) skipped."""
     stamps = sorted(ts for _, ts in done)
     if len(stamps) < 2:
-        return 0.0, rss, cores
-    # steady state: skip the first 5% (group join, warm-up)
+        return 0.0
     rate, _ = drain_rate(stamps, stamps[len(stamps) // 20])
-    return rate, rss, cores
+    return rate
 
 
 def workers_rate(
@@ -388,11 +392,7 @@ def workers_rate(
             p.wait(timeout=60)
     cores = {k: v for k, v in used.items() if not k.startswith("worker")}
     cores["workers"] = sum(v for k, v in used.items() if k.startswith("worker"))
-    stamps = sorted(ts for _, ts in done)
-    if len(stamps) < 2:
-        return 0.0, cores
-    rate, _ = drain_rate(stamps, stamps[len(stamps) // 20])
-    return rate, cores
+    return steady_rate(done), cores
 
 
 def _wait_until_all_assigned(logs: list[Path], processes: int, timeout_s: float = 90) -> None:

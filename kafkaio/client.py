@@ -97,6 +97,17 @@ def _connect_error(exc: OSError, timeout_s: float) -> str:
     return exc.strerror or type(exc).__name__
 
 
+def _admin(settings: KafkaSettings) -> Any:
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=servers(settings),
+            client_id="vaewatch-admin",
+            **security_kwargs(settings),
+        )
+    except KafkaError as exc:
+        raise unreachable(settings, exc) from exc
+
+
 def ensure_topics(
     settings: KafkaSettings,
     topics: Sequence[str],
@@ -105,14 +116,7 @@ def ensure_topics(
 ) -> None:
     """Create the topics that do not exist; an existing topic is fine. Those named in
     `compacted` get `cleanup.policy=compact` (a changelog: the latest record per key)."""
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=servers(settings),
-            client_id="vaewatch-admin",
-            **security_kwargs(settings),
-        )
-    except KafkaError as exc:
-        raise unreachable(settings, exc) from exc
+    admin = _admin(settings)
     try:
         existing = set(admin.list_topics())
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
@@ -139,14 +143,7 @@ def partition_counts(settings: KafkaSettings, topics: Sequence[str]) -> dict[str
     """Partitions of each of `topics` that exists (a missing one is left out, not created:
     only existing topics are described, so a broker that auto-creates topics on a metadata
     request does not create them here)."""
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=servers(settings),
-            client_id="vaewatch-admin",
-            **security_kwargs(settings),
-        )
-    except KafkaError as exc:
-        raise unreachable(settings, exc) from exc
+    admin = _admin(settings)
     try:
         existing = [t for t in dict.fromkeys(topics) if t in set(admin.list_topics())]
         if not existing:

@@ -117,7 +117,10 @@ class WorkerLoop:
         self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaewatch-score")
         # per-series state (score tails, episodes): only the one scoring thread touches it
         self.states = states if states is not None else SeriesStates()
-        self.restorer = PartitionRestorer(source, read_state, self._queue_install)
+        # a partition's install is queued on the scoring thread before any of its records
+        self.restorer = PartitionRestorer(
+            source, read_state, self._install_state, self._scorer.submit
+        )
 
     # --- collecting -------------------------------------------------------------------
     def collect(self, stop: threading.Event, idle_ms: int = 200) -> list[InRecord]:
@@ -192,19 +195,12 @@ class WorkerLoop:
     def _drop_state(self, revoked: set[TopicPartition]) -> None:
         """On the scoring thread: the revoked partitions' series are someone else's now."""
         dropped = self.states.drop_partitions(p for _, p in revoked)
-        self.metrics.state_series.set(len(self.states))
-        self.metrics.open_episodes.set(self.states.open_episodes())
+        self._state_gauges()
         log.info("state_dropped", partitions=sorted(p for _, p in revoked), series=dropped)
 
-    def _queue_install(
-        self,
-        tp: TopicPartition,
-        records: list[tuple[bytes, bytes | None]],
-        position: int,
-        started: float,
-    ) -> None:
-        """Before any batch holding the partition's records, on the scoring thread."""
-        self._scorer.submit(self._install_state, tp, records, position, started)
+    def _state_gauges(self) -> None:
+        self.metrics.state_series.set(len(self.states))
+        self.metrics.open_episodes.set(self.states.open_episodes())
 
     def _install_state(
         self,
@@ -216,8 +212,7 @@ class WorkerLoop:
         installed = self.states.restore_partition(tp[1], records, position)
         seconds = time.perf_counter() - started
         self.metrics.state_restore_seconds.observe(seconds)
-        self.metrics.state_series.set(len(self.states))
-        self.metrics.open_episodes.set(self.states.open_episodes())
+        self._state_gauges()
         log.info(
             "state_restored",
             partition=f"{tp[0]}-{tp[1]}",

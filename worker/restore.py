@@ -27,14 +27,18 @@ log = structlog.get_logger(__name__)
 StateReader = Callable[[int], list[tuple[bytes, bytes | None]]]  # partition -> changelog
 # (partition, its changelog records, the position, when the restore started)
 Installer = Callable[[TopicPartition, list[tuple[bytes, bytes | None]], int, float], None]
+Submit = Callable[..., object]  # runs a function on the scoring thread, in order (Executor.submit)
 RESTORE_RETRY_S = 0.5  # first backoff after a failed changelog read (doubles, at most 30 s)
 
 
 class PartitionRestorer:
-    def __init__(self, source: Source, read_state: StateReader | None, install: Installer):
+    def __init__(
+        self, source: Source, read_state: StateReader | None, install: Installer, submit: Submit
+    ):
         self.source = source
         self.read_state = read_state  # None: nothing to restore (no changelog)
-        self.install = install  # queues the install on the scoring thread
+        self.install = install  # runs on the scoring thread...
+        self.submit = submit  # ...queued there, in order with the batches
         self._unrestored: dict[TopicPartition, int | None] = {}  # -> first offset to process
         self._held: dict[TopicPartition, list[InRecord]] = {}  # their records meanwhile
         self._retry_at = 0.0
@@ -81,7 +85,7 @@ class PartitionRestorer:
                 return
             del self._unrestored[tp]
             self._delay = RESTORE_RETRY_S
-            self.install(tp, records, position, started)
+            self.submit(self.install, tp, records, position, started)
 
     def hold(self, polled: list[InRecord]) -> list[InRecord]:
         """Records of partitions still waiting (or with records held before them) wait, in

@@ -105,6 +105,11 @@ def read_episodes_when_done(bootstrap: str, topics: Any, n_windows: int, names: 
     return read_topic(bootstrap, topics.episodes, expected_count(names), 30, unique=distinct)
 
 
+def produce_windows(bootstrap: str, topic: str, per_series: list[list[Any]], part: slice) -> None:
+    """Windows `part` of every series, series after series (each keeps its order)."""
+    produce(bootstrap, topic, [m for series in per_series for m in series[part]])
+
+
 def distinct(record: Any) -> str:
     doc = orjson.loads(record.value)
     return f"{doc['episode_id']}/{doc['seq']}/{doc['status']}"
@@ -159,7 +164,7 @@ def test_sigkills_at_random_moments_change_no_episode(
     kills = 5
     cuts = sorted(rng.sample(range(4, n - 4), kills))
     for k, (lo, hi) in enumerate(zip([0, *cuts], cuts, strict=False)):
-        produce(kafka_bootstrap, topics.input, [m for s in per_series for m in s[lo:hi]])
+        produce_windows(kafka_bootstrap, topics.input, per_series, slice(lo, hi))
         worker = start_worker(
             kafka_bootstrap,
             topics,
@@ -171,7 +176,7 @@ def test_sigkills_at_random_moments_change_no_episode(
         worker.wait_for('"batch_processed"', timeout=60)
         time.sleep(rng.uniform(0.0, 0.3))
         worker.stop(signal.SIGKILL)
-    produce(kafka_bootstrap, topics.input, [m for s in per_series for m in s[cuts[-1] :]])
+    produce_windows(kafka_bootstrap, topics.input, per_series, slice(cuts[-1], None))
     final = start_worker(kafka_bootstrap, topics, episode_registry, tmp_path / "final.log")
     try:
         records = read_episodes_when_done(kafka_bootstrap, topics, n * len(names), names)
@@ -197,15 +202,13 @@ def test_a_second_worker_joining_and_leaving_changes_no_episode(
     b = None
     try:
         a.wait_for("partitions_assigned", timeout=60)
-        produce(kafka_bootstrap, topics.input, [m for s in per_series for m in s[: thirds[1]]])
+        produce_windows(kafka_bootstrap, topics.input, per_series, slice(0, thirds[1]))
         b = start_worker(kafka_bootstrap, topics, episode_registry, tmp_path / "b.log")
         b.wait_for("partitions_assigned", timeout=60)
-        produce(
-            kafka_bootstrap, topics.input, [m for s in per_series for m in s[thirds[1] : thirds[2]]]
-        )
+        produce_windows(kafka_bootstrap, topics.input, per_series, slice(thirds[1], thirds[2]))
         time.sleep(2.0)
         assert b.stop() == 0  # leaves: a takes its partitions back, restoring their state
-        produce(kafka_bootstrap, topics.input, [m for s in per_series for m in s[thirds[2] :]])
+        produce_windows(kafka_bootstrap, topics.input, per_series, slice(thirds[2], None))
         records = read_episodes_when_done(kafka_bootstrap, topics, n * len(names), names)
         assert '"state_restored"' in b.log_text()
     finally:
