@@ -173,7 +173,11 @@ def _advance_episodes(
             score=s.score,
             severity=severity(s.score, th.window, th.window_spread),
             channel_scores=dict(zip(detector.channels, map(float, s.channel), strict=True)),
-            event_id=make_event_id(v.window.window_id, detector.name, detector.version),
+            event_id=(
+                make_event_id(v.window.window_id, detector.name, detector.version)
+                if s.is_anomaly
+                else ""
+            ),
             model=(detector.name, detector.version),
         )
         messages = apply(states.episode_state(series), series, window, states.rules)
