@@ -119,6 +119,7 @@ def run_worker(settings: WorkerSettings) -> int:
         settings.reload_interval_s,
         on_reload,
         waiting=waiting,
+        precision=settings.precision,
     )
     log.info(
         "worker_starting",

@@ -32,10 +32,12 @@ class ModelWatcher:
         interval_s: float,
         on_result: Callable[[str, str, str], None] | None = None,
         waiting: Waiting | None = None,
+        precision: str = "auto",
     ) -> None:
         self.registry = Registry(registry_root)
         self.model = model
         self.device = device
+        self.precision = precision  # the network's numeric precision (vaecore.device)
         self.interval_s = interval_s
         self.on_result = on_result or (lambda result, version, reason: None)
         self._current: Detector | None = None
@@ -100,6 +102,7 @@ class ModelWatcher:
             return False
         try:
             detector = load_artifact(resolved.path, self.device)
+            detector.precision = self.precision
         except ModelError as exc:
             self._refused = resolved.version
             self._refusal = f"version {resolved.version}: {exc}"

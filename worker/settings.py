@@ -59,6 +59,11 @@ class WorkerSettings(KafkaSettings):
         "default", min_length=1, description="model name; the worker follows its production alias"
     )
     device: str = Field("auto", description="auto|cpu|cuda|cuda:N (auto = CUDA when available)")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="the network's arithmetic: auto = bf16 autocast on CUDA, fp32 on CPU; "
+        "bf16 = bf16 autocast on either (see README: speed)",
+    )
     reload_interval_s: float = Field(5.0, gt=0, description="seconds between alias checks")
     wait_log_interval_s: float = Field(
         15.0, gt=0, description="seconds between `waiting_for` log lines (no model, no broker)"

@@ -76,3 +76,14 @@ def test_an_alias_to_a_missing_version_is_refused(tiny_detector: Detector, tmp_p
     reg._write_alias("default", "7", ["1", "7"])
     assert not w.check_once()
     assert results[-1].startswith("refused")
+
+
+@pytest.mark.parametrize("precision", ["auto", "bf16"])
+def test_the_precision_setting_reaches_every_loaded_version(
+    tiny_detector: Detector, tmp_path: Path, precision: str
+) -> None:
+    publish(tiny_detector, tmp_path, "default")
+    w = ModelWatcher(tmp_path, "default", "cpu", 60.0, precision=precision)
+    assert w.check_once()
+    current = w.current()
+    assert current is not None and current.precision == precision
