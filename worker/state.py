@@ -23,7 +23,8 @@ the one before it is checkpointed.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ from vaecore.smoothing import ScoreHistory
 from worker.episodes import EpisodeRules, SeriesEpisodes, expire
 
 STATE_FORMAT = 1
+EXPIRE_EVERY_S = 10.0
 
 
 def _encode_tail(tail: tuple[int, np.ndarray] | None) -> dict[str, Any] | None:
@@ -68,6 +70,8 @@ class SeriesStates:
 
     rules: EpisodeRules = field(default_factory=EpisodeRules)
     ttl_ms: int | None = None
+    expire_every_s: float = EXPIRE_EVERY_S  # the idle scan visits every series: not per batch
+    clock: Callable[[], float] = time.monotonic
     history: ScoreHistory = field(default_factory=lambda: ScoreHistory(max_series=None))
     episodes: dict[str, SeriesEpisodes] = field(default_factory=dict)
     partition_of: dict[str, int] = field(default_factory=dict)
@@ -75,6 +79,7 @@ class SeriesStates:
     _touched: dict[str, _Touched] = field(default_factory=dict)
     _expired: list[tuple[str, int, int, dict[str, Any]]] = field(default_factory=list)
     _tombstones_due: list[tuple[str, int]] = field(default_factory=list)
+    _next_expiry_scan: float = 0.0
 
     def __len__(self) -> int:
         return len(self.partition_of)
@@ -129,9 +134,17 @@ class SeriesStates:
         self.seen_ms[series_id] = max(self.seen_ms.get(series_id, end_ms), end_ms)
 
     def expire_idle(self) -> list[tuple[str, list[dict[str, Any]]]]:
-        """Series idle for ttl (data time of their partition): deleted, episodes resolved."""
+        """Series idle for ttl (data time of their partition): deleted, episodes resolved.
+
+        At most once per `expire_every_s` of wall time, since it visits every series: which
+        batch an expiry lands in then depends on timing, but not what it says (the resolve
+        is at the series' own last data time, and a replay repeats it identically)."""
         if self.ttl_ms is None or not self.seen_ms:
             return []
+        now = self.clock()
+        if now < self._next_expiry_scan:
+            return []
+        self._next_expiry_scan = now + self.expire_every_s
         newest: dict[int, int] = {}
         for series_id, seen in self.seen_ms.items():
             p = self.partition_of[series_id]

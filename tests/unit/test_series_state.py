@@ -110,7 +110,7 @@ def test_tail_survives_the_round_trip_so_smoothing_runs_on() -> None:
 
 
 def test_idle_series_expire_resolving_their_episode_then_get_a_tombstone() -> None:
-    states = SeriesStates(ttl_ms=100)
+    states = SeriesStates(ttl_ms=100, expire_every_s=0)
     feed(states, "idle", 0, offset=0, anomalous=True)
     feed(states, "idle", 1, offset=1, anomalous=True)  # an open episode
     states.take_records(TOPIC)
@@ -134,3 +134,17 @@ def test_dropping_a_partition_forgets_only_its_series() -> None:
     states.take_records(TOPIC)
     assert states.drop_partitions({0}) == 1
     assert states.snapshot("a") is None and states.snapshot("b") is not None
+
+
+def test_the_idle_scan_runs_at_most_once_per_interval_of_wall_time() -> None:
+    now = [0.0]
+    states = SeriesStates(ttl_ms=100, expire_every_s=10, clock=lambda: now[0])
+    feed(states, "idle", 0, offset=0, anomalous=False)
+    states.take_records(TOPIC)
+    assert states.expire_idle() == []  # scanned: nothing idle yet
+    feed(states, "busy", 30, offset=1, anomalous=False)
+    states.take_records(TOPIC)
+    now[0] = 5.0
+    assert states.expire_idle() == []  # not due: the idle series waits for the next scan
+    now[0] = 10.0
+    assert [s for s, _ in states.expire_idle()] == ["idle"]

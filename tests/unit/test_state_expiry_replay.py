@@ -36,7 +36,7 @@ def log_of(records: list[OutRecord]) -> list[tuple[bytes, bytes | None]]:
 
 
 def test_a_replayed_expiry_resolves_the_episode_again_with_the_same_message() -> None:
-    states = SeriesStates(ttl_ms=100)
+    states = SeriesStates(ttl_ms=100, expire_every_s=0)
     feed(states, "idle", 0, offset=0, anomalous=True)
     feed(states, "idle", 1, offset=1, anomalous=True)  # an open episode
     log = log_of(states.take_records(TOPIC))  # batch 1, committed: position 2
@@ -47,7 +47,9 @@ def test_a_replayed_expiry_resolves_the_episode_again_with_the_same_message() ->
     assert expired["now"] is None
     assert expired["before"]["episodes"]["episode"] is not None, "before = state before expiry"
 
-    again = SeriesStates(ttl_ms=100)  # a crash before batch 2 was committed: position 2
+    again = SeriesStates(
+        ttl_ms=100, expire_every_s=0
+    )  # a crash before batch 2 was committed: position 2
     again.restore_partition(0, log + log_of(batch2), position=2)
     assert again.open_episodes() == 1
     feed(again, "busy", 30, offset=2, anomalous=False)  # batch 2 read again
@@ -57,7 +59,7 @@ def test_a_replayed_expiry_resolves_the_episode_again_with_the_same_message() ->
 
 def test_no_tombstone_for_a_partition_revoked_since_the_expiry() -> None:
     """Its new owner may have written the series again: a late tombstone would delete it."""
-    states = SeriesStates(ttl_ms=100)
+    states = SeriesStates(ttl_ms=100, expire_every_s=0)
     feed(states, "idle", 0, offset=0, anomalous=False)
     states.touch("other", 1, 0)  # a series on partition 1, which this member keeps
     states.saw("other", 10)
