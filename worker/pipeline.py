@@ -149,7 +149,8 @@ def score_batch(
             batch.episodes = _advance_episodes(valid, links, scores, detector, states)
     if states is not None:
         batch.expired = [m for _, resolved in states.expire_idle() for m in resolved]
-        batch.state_records = states.take_records(topics.state)
+        records = states.take_records(topics.state)  # also ends the batch's bookkeeping
+        batch.state_records = records if topics.state else []  # no changelog: nothing to send
     return batch
 
 

@@ -159,3 +159,16 @@ def test_no_state_record_is_sent_for_a_partition_revoked_meanwhile(
     # the revocation; the second batch was scored when the revocation came
     assert [(r.key, r.partition) for r in state].count((b"b", 1)) == 1
     assert set(loop.states.partition_of) == {"a"}
+
+
+def test_without_a_state_topic_no_state_record_is_sent(tiny_detector: Detector) -> None:
+    from tests.unit.test_worker_loop import TOPICS as NO_STATE_TOPIC
+
+    source = FakeSource(one_partition(tiny_detector, 4))
+    sink = FakeSink(source.log)
+    loop = state_loop(source, sink, tiny_detector)
+    loop.topics = NO_STATE_TOPIC
+    drain(loop, source, tiny_detector)
+    assert {r.topic for r in sink.sent} <= {"corrected", "events"}
+    assert sum(r.topic == "corrected" for r in sink.sent) == 4
+    assert len(loop.states) == 1  # the state is still kept in memory (smoothing, episodes)
