@@ -16,6 +16,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from schemas.messages import iso
+
 SCHEMA_VERSION = 1
 _EPISODE_NAMESPACE = uuid.UUID("0b5e7f0a-3c3d-4a5e-9b8e-1d2f6c7a9e41")
 EpisodeStatus = Literal["open", "update", "resolved"]
@@ -76,14 +78,10 @@ class AlertEpisode(BaseModel):
 
 def iso_ms(epoch_ms: int) -> str:
     """Data time (epoch milliseconds) as the wire's ISO 8601 UTC text."""
-    return _iso(datetime.fromtimestamp(epoch_ms / 1000, tz=UTC))
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(datetime.fromtimestamp(epoch_ms / 1000, tz=UTC))
 
 
 def encode_episode(fields: dict[str, Any], emitted_at: datetime) -> bytes:
     """An episode message: `fields` holds every field but schema_version and emitted_at."""
-    doc = {"schema_version": SCHEMA_VERSION, **fields, "emitted_at": _iso(emitted_at)}
+    doc = {"schema_version": SCHEMA_VERSION, **fields, "emitted_at": iso(emitted_at)}
     return orjson.dumps(doc)

@@ -191,6 +191,16 @@ class KafkaSink:
             log.warning("producer_close_failed", error=str(exc))
 
 
+def _at_end(consumer: Any, tps: Sequence[TopicPartition]) -> bool:
+    """Every partition read up to the high-water mark the broker last reported (unknown
+    until a fetch answered: not at the end yet)."""
+    for tp in tps:
+        high = consumer.highwater(tp)
+        if high is None or consumer.position(tp) < high:
+            return False
+    return True
+
+
 def follow_topic(
     settings: KafkaSettings, topic: str, from_beginning: bool, follow: bool, idle_s: float = 3.0
 ) -> Iterator[tuple[int, int, bytes | None]]:
@@ -216,12 +226,7 @@ def follow_topic(
                 idle_since = time.monotonic()
             if follow:
                 continue
-            ends = [consumer.highwater(tp) for tp in tps]
-            at_end = all(
-                h is not None and consumer.position(tp) >= h
-                for tp, h in zip(tps, ends, strict=True)
-            )
-            if at_end or time.monotonic() - idle_since > idle_s:
+            if _at_end(consumer, tps) or time.monotonic() - idle_since > idle_s:
                 return
     except KafkaError as exc:
         raise BrokerError(f"reading {topic} failed: {type(exc).__name__}") from exc
@@ -255,8 +260,7 @@ class StateChangelog:
             while True:
                 for records in self._consumer.poll(timeout_ms=50, max_records=5000).values():
                     out.extend((r.key or b"", r.value) for r in records)
-                high = self._consumer.highwater(tp)
-                if high is not None and self._consumer.position(tp) >= high:
+                if _at_end(self._consumer, [tp]):
                     return out
                 if time.monotonic() > deadline:
                     raise BrokerError(
