@@ -286,6 +286,28 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+VUS_SKIPPED = (
+    "not computed (vus_pr: null): set VAEWATCH_PEERS_PYTHON to a Python with tsb-ad "
+    "installed; `make bench-quality` builds one in benchmarks/.peers-venv"
+)
+
+
+def _vus_available() -> bool:
+    """Whether the tsb-ad interpreter is there; says on stderr why VUS-PR is skipped if not."""
+    from training.vus import peers_python
+
+    if peers_python() is not None:
+        return True
+    print(f"vaewatch evaluate: VUS-PR {VUS_SKIPPED}", file=sys.stderr)
+    return False
+
+
+def _vus_note(computed: bool, skipped_on_request: bool) -> str:
+    if computed:
+        return "TSB-AD's VUS-PR (tsb-ad, data-derived sliding window)"
+    return "skipped (--no-vus)" if skipped_on_request else VUS_SKIPPED
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from training.data import load_tables
     from training.job import evaluate_detector
@@ -296,7 +318,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     ]
     if not tables:
         raise UserInputError("no labelled test.csv (with a `label` column) under the given paths")
-    report = evaluate_detector(detector, tables, with_vus=not args.no_vus)
+    with_vus = not args.no_vus and _vus_available()
+    report = evaluate_detector(detector, tables, with_vus=with_vus)
     by_dataset: dict[str, list[dict[str, Any]]] = {}
     for row in report["series"]:
         by_dataset.setdefault(row["dataset"], []).append(row)
@@ -306,6 +329,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         {
             "model": {"name": detector.name, "version": detector.version},
             "note": "pa_f1_optimistic uses point adjustment and overstates real performance",
+            "vus_pr": _vus_note(with_vus, args.no_vus),
             "overall": report["mean"],
             "datasets": {k: mean_metrics(v) for k, v in by_dataset.items()},
             "series": report["series"],

@@ -62,3 +62,15 @@ def test_our_vus_pr_is_the_one_tsb_ads_get_metrics_reports() -> None:
             check=True,
         )
     assert ours == pytest.approx(float(out.stdout.strip().splitlines()[-1]), abs=1e-9)
+
+
+def test_evaluate_says_why_vus_pr_is_null_without_the_tsb_ad_interpreter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training import cli
+
+    monkeypatch.setenv("VAEWATCH_PEERS_PYTHON", str(tmp_path / "missing" / "python"))
+    assert cli._vus_available() is False
+    assert "VAEWATCH_PEERS_PYTHON" in capsys.readouterr().err
+    assert cli._vus_note(False, skipped_on_request=False) == cli.VUS_SKIPPED
+    assert cli._vus_note(False, skipped_on_request=True) == "skipped (--no-vus)"
