@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from benchmarks import profile
-from benchmarks.procstat import CpuMeter, memory_mb
+from benchmarks.procstat import CpuMeter, children, memory_mb
 from modelstore.artifact import save_artifact
 from modelstore.registry import Registry
 from schemas.messages import (
@@ -321,21 +321,33 @@ def worker_rate(
     env_extra: dict[str, str | None] | None = None,
     drain_timeout_s: float = 600,
 ) -> tuple[float, float, dict[str, float]]:
-    """Steady-state windows/s through the worker on a pre-filled topic, its peak RSS, and the
-    cores used meanwhile by the worker, the broker and this process (reading the outputs).
+    """Steady-state windows/s through the worker on a pre-filled topic, its peak RSS (its
+    scoring process's added), and the cores used meanwhile by the worker, its scoring
+    process (`VAEWATCH_SCORER=process`: "scorer"), the broker and this process (reading the
+    outputs).
 
     A slow setting stops after `drain_timeout_s` of draining: its rate is what it did by then.
     """
     tag = uuid.uuid4().hex[:8]
     fill_topic(bootstrap, f"in-{tag}", raw)
     proc = start_worker(bootstrap, registry, model, tag, log, env_extra)
-    meter = CpuMeter({"worker": proc.pid, "broker": broker_pid, "reader": os.getpid()})
     try:
         read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)  # joined, model warm
+        pids = {"worker": proc.pid, "broker": broker_pid, "reader": os.getpid()}
+        # the scoring process, and multiprocessing's idle resource tracker: summed as "scorer"
+        pids |= {f"scorer{i}": c for i, c in enumerate(children(proc.pid))}
+        meter = CpuMeter(pids)
         meter.start()
         done = read_timestamps(bootstrap, f"co-{tag}", len(raw), timeout_s=drain_timeout_s)
-        cores = {name: cpu / meter.wall_s for name, cpu in meter.stop().items()}
-        rss = memory_mb(proc.pid, "VmHWM")
+        cores: dict[str, float] = {}
+        for name, cpu in meter.stop().items():
+            key = "scorer" if name.startswith("scorer") else name
+            cores[key] = cores.get(key, 0.0) + cpu / meter.wall_s
+        rss = sum(
+            memory_mb(pid, "VmHWM")
+            for name, pid in pids.items()
+            if name.startswith(("worker", "scorer"))
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
