@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from benchmarks.speed import (
@@ -42,6 +43,7 @@ from benchmarks.speed import (
     latency_at,
     messages,
     publish_model,
+    synthetic,
     worker_rate,
 )
 
@@ -85,6 +87,45 @@ def _bound(
     return row
 
 
+def transfer_cost(detector: Any, shape: tuple[int, int], batch: int = 256) -> dict[str, float]:
+    """The scoring process's own cost per window, batches of `batch`: the parent's CPU to
+    send (pickle + write) and to receive (read + unpickle + unpack), and the round trip's
+    wall time beyond the same computation done here."""
+    from worker.scorer_process import ScorerProcess, compute_stateless
+
+    window, channels = shape
+    windows = [w.astype(np.float64) for w in synthetic(batch, window, channels, seed=4)]
+    windows[0][3, 0] = np.nan
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    scorer = ScorerProcess(1)
+    try:
+        scorer.submit(detector, windows)()  # model sent, child warm
+        send = receive = wall = local = 0.0
+        reps = 5
+        for _ in range(reps):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            pending = scorer.submit(detector, windows)
+            c1 = time.thread_time()
+            pending()
+            receive += time.thread_time() - c1
+            send += c1 - c0
+            wall += time.perf_counter() - t0
+            t1 = time.perf_counter()
+            compute_stateless(detector, windows)
+            local += time.perf_counter() - t1
+    finally:
+        scorer.close()
+        torch.set_num_threads(threads)
+    per = 1e6 / (reps * batch)
+    return {
+        "parent_send_cpu_us": send * per,
+        "parent_receive_cpu_us": receive * per,
+        "round_trip_us": wall * per,
+        "local_compute_us": local * per,
+    }
+
+
 def _shape(
     bootstrap: str, broker_pid: int, registry: Path, tmp: Path, shape: tuple[int, int], args: Any
 ) -> dict[str, Any]:
@@ -96,6 +137,8 @@ def _shape(
     row: dict[str, Any] = {"load_average_before": os.getloadavg()[0]}
     row["parallel_capacity_before"] = parallel_capacity()
     row |= _bound(bootstrap, broker_pid, detector, raw, shape)
+    row["transfer_per_window"] = transfer_cost(detector, shape)
+    print(f"  transfer per window: {_fmt(row['transfer_per_window'])}", flush=True)
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
     for rep in range(args.reps):
         for mode in MODES if rep % 2 == 0 else reversed(MODES):

@@ -60,7 +60,8 @@ from worker.pipeline import (
     valid_windows,
 )
 from worker.restore import PartitionRestorer, StateReader
-from worker.scorer_process import ScorerProcess, Stateless
+from worker.scorer_process import ScorerProcess
+from worker.scorer_wire import Stateless
 from worker.state import SeriesStates
 
 log = structlog.get_logger(__name__)

@@ -38,7 +38,8 @@ from vaecore import Detector, WindowScores
 from vaecore.smoothing import SeriesLink
 from worker.episodes import ScoredWindow, apply
 from worker.events import event_points, merge_corrected, severity
-from worker.scorer_process import Stateless, compute_stateless
+from worker.scorer_process import compute_stateless
+from worker.scorer_wire import Stateless
 from worker.state import SeriesStates
 
 

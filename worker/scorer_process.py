@@ -10,11 +10,13 @@ stateful: smoothing with each series' history, episodes, the changelog, encoding
     main thread      submit(detector, windows)  -> request pipe  -> child reader thread
     scoring thread   result()  <- result pipe  <- child compute loop (in request order)
 
-Requests and results are pickled numpy stacks, one per window length (one copy each way).
-The child holds one model: a request follows the pickled `Detector` it is to be scored
-with whenever the parent's serving model changed, so a hot-swapped version scores exactly
-the batches the parent gives it. The arithmetic is the thread path's own code with the same
-torch thread count, so results are bit-identical (tests/unit/test_scorer_process.py).
+Requests and results are JSON headers plus raw arrays (`worker.scorer_wire`, no pickle),
+stacked per window length; results travel compact (what the worker reads of them). The
+child holds one model: a request follows the `Detector` it is to be scored with (fields,
+scaler, thresholds, safetensors weights) whenever the parent's serving model changed, so
+a hot-swapped version scores exactly the batches the parent gives it. The arithmetic is the
+thread path's own code with the same torch thread count, so results are bit-identical
+(tests/unit/test_scorer_process.py).
 
 Failure: a child that errors or dies fails the batch waiting for it (`ScorerError`, one
 `scorer_process_failed` log line): nothing of it is committed and the worker exits non-zero.
@@ -27,24 +29,33 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import multiprocessing
-import pickle
 import queue
 import signal
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
 
 import numpy as np
 import structlog
 
-from vaecore import Correction, Detector, PointScores
+from vaecore import Detector
 from vwbase.errors import VaewatchError
+from worker.scorer_wire import (
+    Header,
+    Stateless,
+    detector_from,
+    detector_message,
+    receive,
+    results_from,
+    results_message,
+    send,
+    windows_from,
+    windows_message,
+)
 
 log = structlog.get_logger(__name__)
 
-Stateless = tuple[list[PointScores], list[Correction]]  # a batch's history-free results
-Groups = list[tuple[list[int], list[np.ndarray]]]  # per window length: indices, stacked fields
+Message = tuple[Header, list[np.ndarray]]
 PIPE_BYTES = 1 << 20  # /proc/sys/fs/pipe-max-size's default
 POLL_S = 1.0  # how often a waiting scoring thread checks that the child is alive
 
@@ -72,109 +83,13 @@ def compute_stateless(detector: Detector, windows: list[np.ndarray]) -> Stateles
     return points, detector.correct(windows, points)
 
 
-# --- the wire format: arrays stacked per window length -------------------------------------
-def pack(rows: list[list[np.ndarray]]) -> Groups:
-    """Per window: its fields (arrays). Stacked per leading length, one array per field."""
-    groups: dict[int, list[int]] = {}
-    for i, fields in enumerate(rows):
-        groups.setdefault(len(fields[0]), []).append(i)
-    return [
-        (index, [np.stack([rows[i][f] for i in index]) for f in range(len(rows[index[0]]))])
-        for index in groups.values()
-    ]
-
-
-def unpack(groups: Groups, n: int) -> list[list[np.ndarray]]:
-    """`pack`'s inverse: per window its fields (views into the stacks)."""
-    rows: list[list[np.ndarray]] = [[] for _ in range(n)]
-    for index, stacks in groups:
-        for j, i in enumerate(index):
-            rows[i] = [s[j] for s in stacks]
-    return rows
-
-
-# Results travel compact: what the worker reads of them. Dense per window: raw step scores,
-# channel scores, flagged and replaced masks; the rest only where it is used: point scores
-# and reconstruction at flagged points (the event's points), corrected values at replaced
-# points (the parent has the input, and `correct` changes nothing else). 128 x 38: ~11 KB
-# a window instead of ~150 KB, which the parent's GIL-bound pipe reads could not keep up with.
-Results = list[tuple[list[int], list[np.ndarray], list[np.ndarray]]]
-
-
-def _pack_results(points: list[PointScores], corrections: list[Correction]) -> Results:
-    rows = [[p.raw_step, p.channel, p.flagged] for p in points]
-    for row, c in zip(rows, corrections, strict=True):
-        row.append(c.replaced)
-    dense = pack(rows)
-    out: Results = []
-    for index, stacks in dense:
-        flat = [
-            np.concatenate([points[i].point[points[i].flagged] for i in index]),
-            np.concatenate([points[i].expected[points[i].flagged] for i in index]),
-            np.concatenate([corrections[i].values[corrections[i].replaced] for i in index]),
-        ]
-        out.append((index, stacks, flat))
-    return out
-
-
-def _unpack_results(results: Results, windows: list[np.ndarray]) -> Stateless:
-    """Full `PointScores` and `Correction`s again; `point` and `expected` hold values only
-    at flagged points (NaN elsewhere) and `expected_std` none: the worker reads no more."""
-    points: list[PointScores] = [None] * len(windows)  # type: ignore[list-item]
-    corrections: list[Correction] = [None] * len(windows)  # type: ignore[list-item]
-    for index, (raw_step, channel, flagged, replaced), flat in results:
-        flagged_at = np.cumsum([int(flagged[j].sum()) for j in range(len(index))])[:-1]
-        replaced_at = np.cumsum([int(replaced[j].sum()) for j in range(len(index))])[:-1]
-        point_vals, expected_vals = np.split(flat[0], flagged_at), np.split(flat[1], flagged_at)
-        corrected_vals = np.split(flat[2], replaced_at)
-        nan_point = _nan(flagged.shape[1:], flat[0].dtype)
-        nan_expected = _nan(flagged.shape[1:], flat[1].dtype)
-        for j, i in enumerate(index):
-            point = _at(flagged[j], point_vals[j], nan_point)
-            expected = _at(flagged[j], expected_vals[j], nan_expected)
-            points[i] = PointScores(
-                point, raw_step[j], channel[j], expected, nan_expected, flagged[j]
-            )
-            values = windows[i].copy()
-            values[replaced[j]] = corrected_vals[j]
-            corrections[i] = Correction(values, replaced[j])
-    return points, corrections
-
-
-def _nan(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
-    """A read-only all-NaN array: shared by the windows of a group where nothing is known."""
-    out = np.full(shape, np.nan, dtype=dtype)
-    out.flags.writeable = False
-    return out
-
-
-def _at(mask: np.ndarray, values: np.ndarray, nan: np.ndarray) -> np.ndarray:
-    """`values` at `mask`, NaN elsewhere (`nan` itself when there are none)."""
-    if not len(values):
-        return nan
-    out = np.full(mask.shape, np.nan, dtype=values.dtype)
-    out[mask] = values
-    return out
-
-
-def _send(conn: Connection, message: tuple[str, int, Any]) -> None:
-    # plain pickle, not multiprocessing's: torch registers tensor reductions there that
-    # move tensors through shared memory; here everything travels by value
-    conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-def _recv(conn: Connection) -> tuple[str, int, Any]:
-    message: tuple[str, int, Any] = pickle.loads(conn.recv_bytes())
-    return message
-
-
 # --- the child ---------------------------------------------------------------------------
-def _read_requests(requests: Connection, inbox: queue.Queue[tuple[str, int, Any] | None]) -> None:
+def _read_requests(requests: Connection, inbox: queue.Queue[Message | None]) -> None:
     """Child thread: drain the request pipe at once, so the parent's send never waits for
     a batch in compute; None when the parent closed it (or died)."""
     try:
         while True:
-            inbox.put(_recv(requests))
+            inbox.put(receive(requests))
     except (EOFError, OSError):
         inbox.put(None)
 
@@ -185,29 +100,37 @@ def _child_main(requests: Connection, results: Connection, torch_threads: int) -
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops, then closes us
     torch.set_num_threads(torch_threads)
-    inbox: queue.Queue[tuple[str, int, Any] | None] = queue.Queue()
+    inbox: queue.Queue[Message | None] = queue.Queue()
     threading.Thread(target=_read_requests, args=(requests, inbox), daemon=True).start()
-    detector: Detector | None = None
+    model: Detector | str = "a batch arrived before any model"  # or why it could not load
     while (message := inbox.get()) is not None:
-        kind, seq, body = message
-        if kind == "model":
-            detector = pickle.loads(body)
+        header, arrays = message
+        if header["kind"] == "model":
+            model = _load_model(header, arrays)
             continue
         try:
-            if detector is None:
-                raise RuntimeError("a batch arrived before any model")
-            windows = [w[0] for w in unpack(body, sum(len(i) for i, _ in body))]
-            reply: tuple[str, int, Any] = (
-                "ok",
-                seq,
-                _pack_results(*compute_stateless(detector, windows)),
-            )
-        except Exception as exc:  # sent to the parent, which fails the batch
-            reply = ("error", seq, f"{type(exc).__name__}: {exc}")
-        try:
-            _send(results, reply)
+            send(results, *_answer(model, header, arrays))
         except OSError:  # the parent is gone
             return
+
+
+def _load_model(header: Header, arrays: list[np.ndarray]) -> Detector | str:
+    try:
+        return detector_from(header, arrays)
+    except Exception as exc:  # reported with the next batch, which fails
+        return f"the model could not be loaded here: {type(exc).__name__}: {exc}"
+
+
+def _answer(model: Detector | str, header: Header, arrays: list[np.ndarray]) -> Message:
+    """The batch's compact results, or an `error` header with one line naming the cause."""
+    seq = header["seq"]
+    try:
+        if isinstance(model, str):
+            raise RuntimeError(model)
+        windows = windows_from(header, arrays)
+        return results_message(seq, *compute_stateless(model, windows))
+    except Exception as exc:  # sent to the parent, which fails the batch
+        return {"kind": "error", "seq": seq, "reason": f"{type(exc).__name__}: {exc}"}, []
 
 
 def _widen(conn: Connection) -> None:
@@ -252,10 +175,10 @@ class ScorerProcess:
         seq, self._seq = self._seq, self._seq + 1
         try:
             if detector is not self._model:
-                _send(self._requests, ("model", seq, pickle.dumps(detector)))
+                send(self._requests, *detector_message(detector))
                 self._model = detector
                 self.log.info("scorer_model_sent", model=detector.name, version=detector.version)
-            _send(self._requests, ("score", seq, pack([[w] for w in windows])))
+            send(self._requests, *windows_message(seq, windows))
         except OSError as exc:
             raise self._failed(f"{self._exited()}; a batch could not be sent ({exc})") from None
         return lambda: self._result(seq, windows)
@@ -269,14 +192,14 @@ class ScorerProcess:
             while not self._results.poll(POLL_S):
                 if not self._process.is_alive():
                     raise EOFError
-            kind, got, body = _recv(self._results)
+            header, arrays = receive(self._results)
         except (EOFError, OSError):
             raise self._failed(self._exited()) from None
-        if kind == "error":
-            raise self._failed(f"the scoring process failed on a batch: {body}")
-        if got != seq:
-            raise self._failed(f"the scoring process answered batch {got}, expected {seq}")
-        return _unpack_results(body, windows)
+        if header["kind"] == "error":
+            raise self._failed(f"the scoring process failed on a batch: {header['reason']}")
+        if header["seq"] != seq:
+            raise self._failed(f"the scoring process answered batch {header['seq']}, not {seq}")
+        return results_from(header, arrays, windows)
 
     def _exited(self) -> str:
         self._process.join(1.0)

@@ -9,12 +9,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from structlog.testing import capture_logs
 
 from kafkaio.records import InRecord
 from schemas.messages import encode_window
@@ -32,6 +35,7 @@ from worker.pipeline import (
     valid_windows,
 )
 from worker.scorer_process import ScorerError, ScorerProcess, choose_scorer
+from worker.scorer_wire import detector_from, detector_message
 from worker.state import SeriesStates
 
 pytestmark = pytest.mark.unit
@@ -105,21 +109,41 @@ def scored_arrays(batch: ScoredBatch) -> list[tuple[str, np.ndarray]]:
 def test_process_scores_are_bit_identical_to_the_thread_path(
     tiny_detector: Detector, scorer: ScorerProcess
 ) -> None:
-    pairs = run_both(tiny_detector, scorer, series_batches(tiny_detector))
+    detector = replace(tiny_detector, smoothing=24)  # step scores run on across windows
+    pairs = run_both(detector, scorer, series_batches(detector))
     for thread, process in pairs:
         for (name, a), (_, b) in zip(scored_arrays(thread), scored_arrays(process), strict=True):
             assert a.dtype == b.dtype and a.shape == b.shape, name
             assert a.tobytes() == b.tobytes(), name  # bit for bit, NaN included
-        out_a = encode_batch(thread, tiny_detector, TOPICS, now=lambda: NOW).records
-        out_b = encode_batch(process, tiny_detector, TOPICS, now=lambda: NOW).records
+        out_a = encode_batch(thread, detector, TOPICS, now=lambda: NOW).records
+        out_b = encode_batch(process, detector, TOPICS, now=lambda: NOW).records
         assert [(r.topic, r.key, r.value) for r in out_a] == [
             (r.topic, r.key, r.value) for r in out_b
         ]
     last = pairs[-1][0]
     assert any(np.isnan(s.point).any() for s, _, _ in last.scored.values())  # missing points
-    assert any(np.isfinite(s.step[:8]).any() for s, _, _ in last.scored.values())  # history
+    alone = detector.score([v.values for v in valid_slots(last)])  # no history
+    carried = [s.step for s, _, _ in last.scored.values()]
+    assert all(a.step.tobytes() != c.tobytes() for a, c in zip(alone, carried, strict=True))
     assert sum(int(s.flagged.sum()) for b, _ in pairs for s, _, _ in b.scored.values()) > 0
     assert any(s.is_anomaly for b, _ in pairs for s, _, _ in b.scored.values())
+
+
+def valid_slots(batch: ScoredBatch) -> list[Any]:
+    return [slot for slot in batch.decoded.slots if id(slot) in batch.scored]
+
+
+def test_a_detector_crosses_the_wire_whole(tiny_detector: Detector) -> None:
+    """Every field the child scores with, bit for bit, without pickle."""
+    odd = replace(tiny_detector, n_samples=2, score_kind="error", smoothing=5, sample_seed=3)
+    odd.name, odd.version = "m", "7"
+    back = detector_from(*detector_message(odd))
+    windows = [read_series_csv(SMD / "test.csv").values[:100]]
+    for name in ("channels", "n_samples", "stride", "score_kind", "smoothing", "sample_seed"):
+        assert getattr(back, name) == getattr(odd, name), name
+    assert (back.name, back.version, back.precision) == ("m", "7", odd.precision)
+    a, b = odd.point_scores(windows)[0], back.point_scores(windows)[0]
+    assert a.point.tobytes() == b.point.tobytes() and a.flagged.tobytes() == b.flagged.tobytes()
 
 
 def perturbed(detector: Detector, version: str) -> Detector:
@@ -178,9 +202,12 @@ def test_a_child_that_dies_fails_the_batch_and_nothing_is_committed(
         )  # fmt: skip
         assert process.pid is not None
         os.kill(process.pid, signal.SIGKILL)
-        with pytest.raises(ScorerError, match="exited"):
+        with capture_logs() as logs, pytest.raises(ScorerError, match=r"exited.*SIGKILL"):
             loop.run(source.stop)
         assert source.committed == {}
+        [failed] = [e for e in logs if e["event"] == "scorer_process_failed"]
+        assert failed["log_level"] == "error" and "SIGKILL" in failed["reason"]
+        assert ScorerError.exit_code != 0
     finally:
         process.close()
 
