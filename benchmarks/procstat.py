@@ -27,6 +27,17 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid` (Linux: /proc/PID/task/*/children)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 class CpuMeter:
     """CPU seconds some processes use between start() and stop(), and the wall time between."""
 

@@ -5,7 +5,9 @@ For each window shape (128x1 NAB-like, 128x8 SKAB-like, 128x38 server-metrics-li
   codec            decode + validate + encode cost alone (µs per window)
   compute_ceiling  Detector.score + correct on pre-built arrays, best batch size
   worker           `vaewatch worker` end to end on a pre-filled topic (validate, batch, score,
-                   correct, publish, commit), peak RSS
+                   correct, publish, commit), peak RSS, with the scoring thread
+                   (`VAEWATCH_SCORER=thread`); worker_process_scorer: the same with the
+                   scoring process (`process`, issue 14), cores used including the child
   latency          produce -> corrected-window publish, p50/p99, at 50% and 90% of the worker's max
 Reported as windows/s and as the ratio worker / min(io_ceiling, compute_ceiling), beside two
 bounds computed from the same run: the sequential bound (relay, codec and compute one after
@@ -38,7 +40,7 @@ import numpy as np
 import torch
 
 from benchmarks import profile
-from benchmarks.procstat import CpuMeter, memory_mb
+from benchmarks.procstat import CpuMeter, children, memory_mb
 from modelstore.artifact import save_artifact
 from modelstore.registry import Registry
 from schemas.messages import (
@@ -321,21 +323,33 @@ def worker_rate(
     env_extra: dict[str, str | None] | None = None,
     drain_timeout_s: float = 600,
 ) -> tuple[float, float, dict[str, float]]:
-    """Steady-state windows/s through the worker on a pre-filled topic, its peak RSS, and the
-    cores used meanwhile by the worker, the broker and this process (reading the outputs).
+    """Steady-state windows/s through the worker on a pre-filled topic, its peak RSS (its
+    scoring process's added), and the cores used meanwhile by the worker, its scoring
+    process (`VAEWATCH_SCORER=process`: "scorer"), the broker and this process (reading the
+    outputs).
 
     A slow setting stops after `drain_timeout_s` of draining: its rate is what it did by then.
     """
     tag = uuid.uuid4().hex[:8]
     fill_topic(bootstrap, f"in-{tag}", raw)
     proc = start_worker(bootstrap, registry, model, tag, log, env_extra)
-    meter = CpuMeter({"worker": proc.pid, "broker": broker_pid, "reader": os.getpid()})
     try:
         read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)  # joined, model warm
+        pids = {"worker": proc.pid, "broker": broker_pid, "reader": os.getpid()}
+        # the scoring process, and multiprocessing's idle resource tracker: summed as "scorer"
+        pids |= {f"scorer{i}": c for i, c in enumerate(children(proc.pid))}
+        meter = CpuMeter(pids)
         meter.start()
         done = read_timestamps(bootstrap, f"co-{tag}", len(raw), timeout_s=drain_timeout_s)
-        cores = {name: cpu / meter.wall_s for name, cpu in meter.stop().items()}
-        rss = memory_mb(proc.pid, "VmHWM")
+        cores: dict[str, float] = {}
+        for name, cpu in meter.stop().items():
+            key = "scorer" if name.startswith("scorer") else name
+            cores[key] = cores.get(key, 0.0) + cpu / meter.wall_s
+        rss = sum(
+            memory_mb(pid, "VmHWM")
+            for name, pid in pids.items()
+            if name.startswith(("worker", "scorer"))
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -372,6 +386,7 @@ def workers_rate(
     partitions = 4 * processes
     ensure_topics(kafka_settings(bootstrap), [f"in-{tag}"], partitions)
     env = {"VAEWATCH_LOG_LEVEL": "INFO", "VAEWATCH_TOPIC_PARTITIONS": str(partitions)}
+    env["VAEWATCH_SCORER"] = "thread"  # scale-out by processes: one GIL each already
     logs = [log.with_suffix(f".{i}.log") for i in range(processes)]
     procs = [start_worker(bootstrap, registry, model, tag, lg, env) for lg in logs]
     try:
@@ -521,7 +536,26 @@ def main() -> int:
             )
             row["io_cpu_ms_per_window"] = io_cpu * 1000
             row["worker"], row["worker_peak_rss_mb"], row["cores_used"] = worker_rate(
-                broker.bootstrap, registry, name, raw, Path(tmp) / f"{name}.log", broker_pid
+                broker.bootstrap,
+                registry,
+                name,
+                raw,
+                Path(tmp) / f"{name}.log",
+                broker_pid,
+                {"VAEWATCH_SCORER": "thread"},
+            )
+            (
+                row["worker_process_scorer"],
+                row["worker_process_scorer_peak_rss_mb"],
+                row["cores_used_process_scorer"],
+            ) = worker_rate(
+                broker.bootstrap,
+                registry,
+                name,
+                raw,
+                Path(tmp) / f"{name}-process.log",
+                broker_pid,
+                {"VAEWATCH_SCORER": "process"},
             )
             row["workers_2proc"], row["cores_used_2proc"] = workers_rate(
                 broker.bootstrap,
@@ -539,6 +573,9 @@ def main() -> int:
             row["ratio_vs_sequential_bound"] = row["worker"] / row["sequential_bound"]
             row["cpu_bound"] = cpu_bound(row, os.cpu_count() or 1)
             row["worker_vs_cpu_bound"] = row["worker"] / row["cpu_bound"]
+            row["worker_process_scorer_vs_cpu_bound"] = (
+                row["worker_process_scorer"] / row["cpu_bound"]
+            )
             row["workers_2proc_vs_cpu_bound"] = row["workers_2proc"] / row["cpu_bound"]
             # the best ratio to min(ceilings) any design could reach on this machine
             row["cpu_bound_vs_min_ceiling"] = row["cpu_bound"] / min(
@@ -621,6 +658,14 @@ def print_table(results: dict[str, Any]) -> None:
                 f"2 worker processes in one group {r['workers_2proc']:.0f}/s = "
                 f"{r['workers_2proc_vs_cpu_bound']:.2f} of the CPU bound "
                 f"(cores: {', '.join(f'{k} {v:.2f}' for k, v in r['cores_used_2proc'].items())})"
+            )
+    for name, r in results["shapes"].items():
+        if "worker_process_scorer" in r:
+            used = ", ".join(f"{k} {v:.2f}" for k, v in r["cores_used_process_scorer"].items())
+            print(
+                f"{name}: VAEWATCH_SCORER thread {r['worker']:.0f}/s = "
+                f"{r['worker_vs_cpu_bound']:.2f}, process {r['worker_process_scorer']:.0f}/s = "
+                f"{r['worker_process_scorer_vs_cpu_bound']:.2f} of the CPU bound (cores: {used})"
             )
     for name, r in results["shapes"].items():
         if "cores_used" in r:

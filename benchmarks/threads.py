@@ -65,7 +65,9 @@ def cpu_hogs(n: int) -> Iterator[list[int]]:
 
 def _env(setting: str) -> dict[str, str | None]:
     # OMP_NUM_THREADS would win over auto: unset it so auto is what the worker decides
-    return {ENV_VAR: SETTINGS[setting], "OMP_NUM_THREADS": None}
+    # the scoring thread, as measured before VAEWATCH_SCORER existed: the threads compete
+    # with the worker's own Python thread there (a scoring process has one busy thread)
+    return {ENV_VAR: SETTINGS[setting], "OMP_NUM_THREADS": None, "VAEWATCH_SCORER": "thread"}
 
 
 def _condition(

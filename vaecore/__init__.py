@@ -1,6 +1,13 @@
 """The VAE core: pure functions and classes shared by the worker and the training job."""
 
-from vaecore.detector import Correction, Detector, Thresholds, WindowScores, sub_window_starts
+from vaecore.detector import (
+    Correction,
+    Detector,
+    PointScores,
+    Thresholds,
+    WindowScores,
+    sub_window_starts,
+)
 from vaecore.device import autocast_for, select_device, to_device
 from vaecore.fit import EpochStats, FitConfig, FitHistory, evaluate_loss, fit, prepare_batch
 from vaecore.network import ConvVAE, LossParts, VAEConfig, VAEOutput, gaussian_nll, negative_elbo
@@ -15,6 +22,7 @@ __all__ = [
     "FitConfig",
     "FitHistory",
     "LossParts",
+    "PointScores",
     "Thresholds",
     "VAEConfig",
     "VAEOutput",

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -61,6 +61,28 @@ class Thresholds:
 
 ScoreKind = Literal["nll", "error"]
 SCORE_KINDS: tuple[ScoreKind, ...] = ("nll", "error")
+
+
+@dataclass(frozen=True)
+class PointScores:
+    """The stateless part of a window's scores: what the network and the thresholds give,
+    independent of the series' history (the worker may compute it in another process)."""
+
+    point: np.ndarray  # (T, C) point score (NLL or squared error); NaN where input was missing
+    raw_step: np.ndarray  # (T,) mean over observed channels of `point`; NaN if none observed
+    channel: np.ndarray  # (C,) mean over time of `point` per channel
+    expected: np.ndarray  # (T, C) reconstruction mean in raw units
+    expected_std: np.ndarray  # (T, C) reconstruction standard deviation in raw units
+    flagged: np.ndarray  # (T, C) bool: observed points above their channel's point threshold
+
+
+class Reconstruction(Protocol):
+    """What `Detector.correct` needs of a window's scores: `PointScores` or `WindowScores`."""
+
+    @property
+    def expected(self) -> np.ndarray: ...
+    @property
+    def flagged(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -281,31 +303,51 @@ class Detector:
         `links` place each window in its series and `history` carries each series' recent
         raw step scores, so the rolling mean runs on across windows (applied in input order).
         Without them every window is scored as the start of its series.
+        The two halves, `point_scores` (stateless) and `window_scores` (the series' history),
+        may run apart: the worker computes the first in another process.
         """
+        return self.window_scores(self.point_scores(windows), links, history)
+
+    def point_scores(self, windows: Sequence[np.ndarray]) -> list[PointScores]:
+        """The stateless half of `score`: the network, point and step scores, flagged points."""
         if not windows:
             return []
         self._check(windows)
         per_point = self._per_point(windows)
         stepwise = self._stepwise(windows, per_point)
+        return [
+            PointScores(point, raw_step, channel, expected, std, flagged)
+            for (point, raw_step, channel, flagged), (_, expected, std) in zip(
+                stepwise, per_point, strict=True
+            )
+        ]
+
+    def window_scores(
+        self,
+        points: Sequence[PointScores],
+        links: Sequence[SeriesLink | None] | None = None,
+        history: ScoreHistory | None = None,
+    ) -> list[WindowScores]:
+        """The stateful half of `score`: the rolling mean (advancing `history` in input
+        order), each window's score and its verdict at the window threshold."""
         th = self.active_thresholds
         out = []
-        for i, (point, raw_step, channel, flagged) in enumerate(stepwise):
+        for i, p in enumerate(points):
             link = links[i] if links is not None else None
-            step = self._smoothed(raw_step, link, history)  # in input order: series carry on
+            step = self._smoothed(p.raw_step, link, history)  # in input order: series carry on
             finite = np.isfinite(step)
             score = float(np.max(step[finite])) if finite.any() else float("nan")
-            _, expected, std = per_point[i]
             out.append(
                 WindowScores(
-                    point=point,
-                    raw_step=raw_step,
+                    point=p.point,
+                    raw_step=p.raw_step,
                     step=step,
-                    channel=channel,
+                    channel=p.channel,
                     score=score,
-                    expected=expected,
-                    expected_std=std,
+                    expected=p.expected,
+                    expected_std=p.expected_std,
                     is_anomaly=bool(finite.any() and score > th.window),
-                    flagged=flagged,
+                    flagged=p.flagged,
                 )
             )
         return out
@@ -360,9 +402,11 @@ class Detector:
         return out
 
     def correct(
-        self, windows: Sequence[np.ndarray], scores: Sequence[WindowScores], rounds: int = 3
+        self, windows: Sequence[np.ndarray], scores: Sequence[Reconstruction], rounds: int = 3
     ) -> list[Correction]:
-        """Replace flagged and missing points by the reconstruction, refined `rounds` times."""
+        """Replace flagged and missing points by the reconstruction, refined `rounds` times.
+
+        Stateless: it needs only each window's flagged points and reconstruction."""
         replaced = [s.flagged | np.isnan(w) for w, s in zip(windows, scores, strict=True)]
         current = []
         for w, s, r in zip(windows, scores, replaced, strict=True):

@@ -27,6 +27,7 @@ from worker.loop import WorkerLoop
 from worker.model_watcher import ModelWatcher
 from worker.observability import Health, Metrics, serve
 from worker.pipeline import Topics
+from worker.scorer_process import ScorerProcess, choose_scorer
 from worker.settings import WorkerSettings
 from worker.state import SeriesStates
 from worker.waiting import Waiting
@@ -100,6 +101,16 @@ def _state_topic_like_the_input(settings: WorkerSettings) -> None:
         )
 
 
+def _start_scorer(settings: WorkerSettings, usable_cpus: int) -> ScorerProcess | None:
+    """The scoring process when `VAEWATCH_SCORER` resolves to process, with the torch
+    thread count this process chose (same count, same arithmetic: bit-identical scores)."""
+    import torch
+
+    mode = choose_scorer(settings.scorer, settings.device, usable_cpus, torch.cuda.is_available())
+    log.info("scorer_mode", scorer=mode, setting=settings.scorer, usable_cpus=usable_cpus)
+    return ScorerProcess(torch.get_num_threads()) if mode == "process" else None
+
+
 def run_worker(settings: WorkerSettings) -> int:
     structlog.contextvars.bind_contextvars(group=settings.group_id, input=settings.input_topic)
     threads = apply_torch_threads(settings.torch_threads)
@@ -139,6 +150,7 @@ def run_worker(settings: WorkerSettings) -> int:
         return 0
     source, sink, changelog = connected
     ttl_ms = int(settings.state_ttl * 1000) if settings.state_ttl > 0 else None
+    scorer = _start_scorer(settings, threads.usable_cpus)
     loop = WorkerLoop(
         source,
         sink,
@@ -158,12 +170,15 @@ def run_worker(settings: WorkerSettings) -> int:
         health=health,
         states=SeriesStates(rules=settings.episode_rules(), ttl_ms=ttl_ms),
         read_state=changelog.read,
+        scorer=scorer,
     )
     started = time.monotonic()
     try:
         loop.run(stop)
     finally:
         health.stopped = True
+        if scorer is not None:
+            scorer.close()
         watcher.stop()
         sink.close()
         changelog.close()

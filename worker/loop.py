@@ -18,6 +18,10 @@ buffers stop growing.
 Rebalances: records of partitions revoked during a poll are dropped before processing;
 every batch not yet checkpointed leaves those partitions out of its commit (and out of its
 state records), and the partition's new owner reads them from the last committed offset.
+With a scoring process (`VAEWATCH_SCORER=process`, `worker.scorer_process`), the main thread
+also sends each decoded batch's windows to the child process as it submits the batch, and
+the scoring thread waits for the child's point scores and corrections (the GIL released)
+and only smooths, advances the episodes and the state: the network runs on another core.
 Per-series state (contract §7, `worker.state`): a partition's state is restored from the
 changelog when it is assigned, before its first record is scored, and dropped when it is
 revoked; both run on the scoring thread, in order with the batches, so they never race it.
@@ -46,14 +50,18 @@ from vwbase.errors import BrokerError
 from worker.observability import Health, Metrics
 from worker.pipeline import (
     BatchOutput,
+    DecodedBatch,
     ScoredBatch,
     Topics,
     decode_batch,
     encode_batch,
     process_batch,
     score_batch,
+    valid_windows,
 )
 from worker.restore import PartitionRestorer, StateReader
+from worker.scorer_process import ScorerProcess
+from worker.scorer_wire import Stateless
 from worker.state import SeriesStates
 
 log = structlog.get_logger(__name__)
@@ -97,8 +105,10 @@ class WorkerLoop:
         health: Health | None = None,
         states: SeriesStates | None = None,
         read_state: StateReader | None = None,
+        scorer: ScorerProcess | None = None,
     ) -> None:
         self.source = source
+        self.scorer = scorer  # None: the network runs on the scoring thread
         self.sink = sink
         self.detector = detector
         self.topics = topics
@@ -255,8 +265,21 @@ class WorkerLoop:
         """Decode here, score on the scoring thread; the caller goes on with other batches."""
         started = time.perf_counter()
         decoded = decode_batch(batch, detector, self.topics, self.max_message_bytes)
-        future = self._scorer.submit(score_batch, decoded, detector, self.topics, None, self.states)
+        stateless = self._send_to_scorer(decoded, detector)
+        future = self._scorer.submit(
+            score_batch, decoded, detector, self.topics, None, self.states, stateless
+        )
         return _Scoring(batch, detector, self._opened(), started, future)
+
+    def _send_to_scorer(
+        self, decoded: DecodedBatch, detector: Detector
+    ) -> Callable[[], Stateless] | None:
+        """With a scoring process: the batch's windows go there now, in submission order;
+        the scoring thread waits for the results. None: it computes them itself."""
+        windows = valid_windows(decoded)
+        if self.scorer is None or not windows:
+            return None
+        return self.scorer.submit(detector, windows)
 
     def _finish(self, scoring: _Scoring) -> _InFlight:
         """Wait for the network, then encode the outputs here (overlapping the next batch)."""

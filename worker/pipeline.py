@@ -2,8 +2,10 @@
 
 Every input record yields, in input order: a dead letter (invalid input), or a corrected
 window plus, when anomalous, an anomaly event, plus the episode messages the window caused.
-All valid windows of the batch are scored in one `Detector.score` call and corrected in one
-`Detector.correct` call. With per-series state (`SeriesStates`), each series' score tail
+All valid windows of the batch are scored and corrected in one stateless call
+(`Detector.point_scores` + `Detector.correct`, here or in the scoring process:
+`worker.scorer_process`), then smoothed with each series' history (`Detector.window_scores`).
+With per-series state (`SeriesStates`), each series' score tail
 and episode advance window by window, and the batch ends with the episodes of series that
 expired and one state record per series it touched (the changelog, `worker.state`).
 """
@@ -36,6 +38,8 @@ from vaecore import Detector, WindowScores
 from vaecore.smoothing import SeriesLink
 from worker.episodes import ScoredWindow, apply
 from worker.events import event_points, merge_corrected, severity
+from worker.scorer_process import compute_stateless
+from worker.scorer_wire import Stateless
 from worker.state import SeriesStates
 
 
@@ -117,18 +121,25 @@ def series_link(window: DecodedWindow) -> SeriesLink:
     return SeriesLink(window.series_id, start, end, window.interval_ms)
 
 
+def valid_windows(decoded: DecodedBatch) -> list[np.ndarray]:
+    """The (T, C_model) arrays of the batch's valid windows, in input order."""
+    return [s.values for s in decoded.slots if isinstance(s, _Valid)]
+
+
 def score_batch(
     decoded: DecodedBatch,
     detector: Detector,
     topics: Topics,
     clock: Callable[[], float] | None = None,
     states: SeriesStates | None = None,
+    stateless: Callable[[], Stateless] | None = None,
 ) -> ScoredBatch:
-    """All valid windows in one `Detector.score` and one `Detector.correct` call.
+    """All valid windows scored and corrected at once, then smoothed series by series.
 
-    `states` carries each series' recent step scores (the rolling mean the thresholds
-    apply to runs on across windows) and its episode from batch to batch; only the
-    scoring thread touches it.
+    `stateless` gives the batch's point scores and corrections when they are computed
+    elsewhere (the scoring process); by default they are computed here. `states` carries
+    each series' recent step scores (the rolling mean the thresholds apply to runs on
+    across windows) and its episode from batch to batch; only the scoring thread touches it.
     """
     valid = [s for s in decoded.slots if isinstance(s, _Valid)]
     batch = ScoredBatch(decoded, {}, 0.0)
@@ -140,8 +151,11 @@ def score_batch(
             for v in valid:
                 states.touch(v.window.series_id, v.record.partition, v.record.offset)
         history = states.history if states is not None else None
-        scores = detector.score([v.values for v in valid], links, history)
-        corrections = detector.correct([v.values for v in valid], scores)
+        windows = [v.values for v in valid]
+        points, corrections = (
+            stateless() if stateless is not None else compute_stateless(detector, windows)
+        )
+        scores = detector.window_scores(points, links, history)
         batch.score_seconds = tick() - started
         for v, sc, c in zip(valid, scores, corrections, strict=True):
             batch.scored[id(v)] = (sc, c.values, c.replaced)

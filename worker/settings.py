@@ -64,6 +64,12 @@ class WorkerSettings(KafkaSettings):
         description="the network's arithmetic: auto = bf16 autocast on CUDA, fp32 on CPU; "
         "bf16 = bf16 autocast on either (see README: speed)",
     )
+    scorer: Literal["auto", "thread", "process"] = Field(
+        "auto",
+        description="where the network runs: thread = a scoring thread of the worker process; "
+        "process = a child process (another core: the GIL is not shared); auto = process on "
+        "a CPU device with >= 2 usable CPUs, else thread",
+    )
     reload_interval_s: float = Field(5.0, gt=0, description="seconds between alias checks")
     wait_log_interval_s: float = Field(
         15.0, gt=0, description="seconds between `waiting_for` log lines (no model, no broker)"
