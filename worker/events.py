@@ -8,6 +8,7 @@ back into the input's layout.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +28,21 @@ def severity(score: float, threshold: float, spread: float) -> str:
     if excess < 6:
         return "high"
     return "critical"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an anomalous window's event and its episode both say, computed once."""
+
+    severity: str
+    channel_scores: dict[str, float | None]
+
+
+def verdict(s: WindowScores, threshold: float, spread: float, channels: Sequence[str]) -> Verdict:
+    channel_scores: dict[str, float | None] = dict(
+        zip(channels, map(float, s.channel), strict=True)
+    )
+    return Verdict(severity(s.score, threshold, spread), channel_scores)
 
 
 def point_timestamp(window: DecodedWindow, index: int) -> str:

@@ -37,7 +37,7 @@ from schemas.messages import (
 from vaecore import Detector, WindowScores
 from vaecore.smoothing import SeriesLink
 from worker.episodes import ScoredWindow, apply
-from worker.events import event_points, merge_corrected, severity
+from worker.events import Verdict, event_points, merge_corrected, verdict
 from worker.scorer_process import compute_stateless
 from worker.scorer_wire import Stateless
 from worker.state import SeriesStates
@@ -92,6 +92,7 @@ class ScoredBatch:
     decoded: DecodedBatch
     scored: dict[int, tuple[WindowScores, np.ndarray, np.ndarray]]
     score_seconds: float
+    verdicts: dict[int, Verdict] = field(default_factory=dict)  # anomalous windows, by slot id
     episodes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # by slot id
     expired: list[dict[str, Any]] = field(default_factory=list)  # idle series' resolves
     state_records: list[OutRecord] = field(default_factory=list)
@@ -157,10 +158,15 @@ def score_batch(
         )
         scores = detector.window_scores(points, links, history)
         batch.score_seconds = tick() - started
+        th = detector.active_thresholds
         for v, sc, c in zip(valid, scores, corrections, strict=True):
             batch.scored[id(v)] = (sc, c.values, c.replaced)
+            if sc.is_anomaly:
+                batch.verdicts[id(v)] = verdict(sc, th.window, th.window_spread, detector.channels)
         if states is not None:
-            batch.episodes = _advance_episodes(valid, links, scores, detector, states)
+            batch.episodes = _advance_episodes(
+                valid, links, scores, batch.verdicts, detector, states
+            )
     if states is not None:
         batch.expired = [m for _, resolved in states.expire_idle() for m in resolved]
         records = states.take_records(topics.state)  # also ends the batch's bookkeeping
@@ -172,22 +178,24 @@ def _advance_episodes(
     valid: list[_Valid],
     links: list[SeriesLink],
     scores: list[WindowScores],
+    verdicts: dict[int, Verdict],
     detector: Detector,
     states: SeriesStates,
 ) -> dict[int, list[dict[str, Any]]]:
     """Each window moves its series' episode, in input order (the rules: worker.episodes)."""
-    th = detector.active_thresholds
     out: dict[int, list[dict[str, Any]]] = {}
+    normal = Verdict("low", {})  # a normal window's severity and channels are never read
     for v, link, s in zip(valid, links, scores, strict=True):
         series = v.window.series_id
+        said = verdicts.get(id(v), normal)
         window = ScoredWindow(
             window_id=v.window.window_id,
             start_ms=link.start,
             end_ms=link.end,
             is_anomaly=s.is_anomaly,
             score=s.score,
-            severity=severity(s.score, th.window, th.window_spread),
-            channel_scores=dict(zip(detector.channels, map(float, s.channel), strict=True)),
+            severity=said.severity,
+            channel_scores=said.channel_scores,
             event_id=(
                 make_event_id(v.window.window_id, detector.name, detector.version)
                 if s.is_anomaly
@@ -225,14 +233,15 @@ def encode_batch(
         )
         key = slot.window.series_id.encode()
         if s.is_anomaly:
+            said = batch.verdicts[id(slot)]
             event = encode_event(
                 slot.window,
                 model=model,
                 source=source,
                 score=s.score,
                 threshold=th.window,
-                severity=severity(s.score, th.window, th.window_spread),
-                channel_scores=dict(zip(detector.channels, map(float, s.channel), strict=True)),
+                severity=said.severity,
+                channel_scores=said.channel_scores,
                 anomalous_points=event_points(slot.window, slot.values, s, detector.channels),
                 detected_at=detected_at,
             )
