@@ -21,8 +21,13 @@ from pathlib import Path
 STAGES: list[tuple[str, str]] = [
     ("decode + validate", "decode_window ("),
     ("decode + validate", "align_to_model ("),
+    ("wait for the scoring process", "ScorerProcess._result ("),
     ("score (network)", "Detector._forward ("),
+    ("score (aggregate)", "Detector.point_scores ("),
     ("score (aggregate)", "Detector.score ("),
+    ("smooth (window scores)", "Detector.window_scores ("),
+    ("episodes", "_advance_episodes ("),
+    ("state changelog", "SeriesStates."),
     ("correct (network + merge)", "Detector.correct ("),
     ("encode outputs", "encode_corrected ("),
     ("encode outputs", "encode_event ("),

@@ -44,3 +44,26 @@ def test_samples_are_charged_per_thread_to_the_innermost_stage() -> None:
 def test_a_stack_outside_every_stage_is_other_and_empty_input_is_empty() -> None:
     assert stage_of(["main (x.py:1)", "sleep (y.py:2)"]) == "other"
     assert breakdown("") == {}
+
+
+def test_the_scoring_thread_of_process_mode_is_charged_to_its_own_stages() -> None:
+    """With `VAEWATCH_SCORER=process` the scoring thread waits for the child, then smooths,
+    moves episodes and writes the changelog: each its own stage, not "batch bookkeeping"."""
+    batch = f"{SCORER};score_batch (worker/pipeline.py:150)"
+    raw = "\n".join(
+        [
+            f"{batch};ScorerProcess._result (worker/scorer_process.py:190);"
+            "Connection.recv_bytes (multiprocessing/connection.py:1) 50",
+            f"{batch};Detector.window_scores (vaecore/detector.py:300) 20",
+            f"{batch};_advance_episodes (worker/pipeline.py:180);apply (worker/episodes.py:1) 20",
+            f"{batch};SeriesStates.take_records (worker/state.py:1) 10",
+        ]
+    )
+    assert breakdown(raw)["scoring"] == pytest.approx(
+        {
+            "wait for the scoring process": 0.5,
+            "smooth (window scores)": 0.2,
+            "episodes": 0.2,
+            "state changelog": 0.1,
+        }
+    )
