@@ -59,6 +59,7 @@ from vaewatch.process import StreamTopics, worker_env
 from vaewatch.process import start_worker as vaewatch_worker
 from vwbase.threads import apply_torch_threads
 from worker.events import merge_corrected
+from worker.scorer_process import choose_scorer
 from worker.settings import WorkerSettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -444,7 +445,13 @@ def _wait_until_all_assigned(logs: list[Path], processes: int, timeout_s: float 
 
 
 def profile_worker(
-    bootstrap: str, registry: Path, model: str, raw: list[bytes], rate: float, out: Path
+    bootstrap: str,
+    registry: Path,
+    model: str,
+    raw: list[bytes],
+    rate: float,
+    out: Path,
+    env_extra: dict[str, str | None] | None = None,
 ) -> dict[str, dict[str, float]]:
     """py-spy on a worker busy with a backlog: per thread, wall-time shares per stage.
 
@@ -454,7 +461,7 @@ def profile_worker(
     tag = uuid.uuid4().hex[:8]
     backlog = [raw[i % len(raw)] for i in range(int(rate * 14))]
     fill_topic(bootstrap, f"in-{tag}", backlog)
-    proc = start_worker(bootstrap, registry, model, tag, out.with_suffix(".log"))
+    proc = start_worker(bootstrap, registry, model, tag, out.with_suffix(".log"), env_extra)
     try:
         read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
         sampler = profile.record(proc.pid, 8, out)
@@ -602,6 +609,11 @@ def main() -> int:
             row["cpu_bound_vs_min_ceiling"] = row["cpu_bound"] / min(
                 row["io_ceiling"], row["compute_ceiling"]
             )
+            # profile and latency: the worker as shipped here (VAEWATCH_SCORER=auto), at
+            # shares of that mode's own max rate
+            mode = choose_scorer("auto", "cpu", apply_torch_threads().usable_cpus, cuda=False)
+            row["default_scorer"] = mode
+            max_rate = row["worker_process_scorer" if mode == "process" else "worker"]
             if args.profile:
                 RESULTS.mkdir(parents=True, exist_ok=True)
                 row["profile_thread_shares"] = profile_worker(
@@ -609,8 +621,9 @@ def main() -> int:
                     registry,
                     name,
                     raw,
-                    row["worker"],
+                    max_rate,
                     RESULTS / f"profile-{window}x{channels}.txt",
+                    {"VAEWATCH_SCORER": mode},
                 )
             if not args.no_latency:
                 for pct in (50, 90):
@@ -619,8 +632,9 @@ def main() -> int:
                         registry,
                         name,
                         raw[: min(len(raw), 1500)],
-                        row["worker"] * pct / 100,
+                        max_rate * pct / 100,
                         Path(tmp) / f"{name}-lat{pct}.log",
+                        {"VAEWATCH_SCORER": mode},
                     )
                     row[f"latency_ms_at_{pct}pct"] = {"p50": p50, "p99": p99}
             results["shapes"][name] = row
@@ -651,7 +665,7 @@ def print_table(results: dict[str, Any]) -> None:
     head = (
         f"{'shape':<14}{'io ceil/s':>10}{'compute/s':>11}{'seq bound':>10}{'cpu bound':>10}"
         f"{'worker/s':>10}{'/min ceil':>10}{'/seq':>6}{'codec µs':>10}{'RSS MB':>8}"
-        "  latency p50/p99 ms @50% | @90%"
+        "  latency p50/p99 ms @50% | @90% (scorer as shipped)"
     )
     print(head)
     for name, r in results["shapes"].items():
@@ -659,6 +673,7 @@ def print_table(results: dict[str, Any]) -> None:
         if "latency_ms_at_50pct" in r:
             a, b = r["latency_ms_at_50pct"], r["latency_ms_at_90pct"]
             lat = f"{a['p50']:.0f}/{a['p99']:.0f} | {b['p50']:.0f}/{b['p99']:.0f}"
+            lat += f" ({r.get('default_scorer', 'thread')})"
         print(
             f"{name:<14}{r['io_ceiling']:>10.0f}{r['compute_ceiling']:>11.0f}"
             f"{r['sequential_bound']:>10.0f}{r['cpu_bound']:>10.0f}{r['worker']:>10.0f}"
