@@ -139,33 +139,35 @@ def codec_us(raw: list[bytes], detector: Detector) -> float:
     return (time.perf_counter() - started) / len(raw) * 1e6
 
 
-def compute_ceiling(detector: Detector, window: int, channels: int) -> tuple[float, int, float]:
-    """Best windows/s of score + correct over batch sizes, that batch, and its CPU s/window."""
-    best, best_batch, best_cpu = 0.0, 0, 0.0
-    for batch in (64, 256, 1024):
-        windows = list(synthetic(batch, window, channels, seed=3))
-        detector.correct(windows, detector.score(windows))  # warm-up
-        reps, started, cpu = 0, time.perf_counter(), time.process_time()
-        while time.perf_counter() - started < 2.0:
-            detector.correct(windows, detector.score(windows))
-            reps += 1
-        rate = reps * batch / (time.perf_counter() - started)
-        if rate > best:
-            best, best_batch = rate, batch
-            best_cpu = (time.process_time() - cpu) / (reps * batch)  # all torch threads
-    return best, best_batch, best_cpu
-
-
-def compute_cpu_per_window(detector: Detector, window: int, channels: int, batch: int) -> float:
-    """CPU seconds per window of score + correct with torch's current thread count, in
-    batches of `batch` (the worker's MAX_BATCH), over about two seconds."""
+def _time_compute(
+    detector: Detector, window: int, channels: int, batch: int
+) -> tuple[float, float]:
+    """Score + correct in batches of `batch` for about two seconds, with torch's current
+    thread count: windows/s and CPU seconds per window (all of the process's threads)."""
     windows = list(synthetic(batch, window, channels, seed=3))
     detector.correct(windows, detector.score(windows))  # warm-up
     reps, started, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - started < 2.0:
         detector.correct(windows, detector.score(windows))
         reps += 1
-    return (time.process_time() - cpu) / (reps * batch)
+    done = reps * batch
+    return done / (time.perf_counter() - started), (time.process_time() - cpu) / done
+
+
+def compute_ceiling(detector: Detector, window: int, channels: int) -> tuple[float, int, float]:
+    """Best windows/s of score + correct over batch sizes, that batch, and its CPU s/window."""
+    best, best_batch, best_cpu = 0.0, 0, 0.0
+    for batch in (64, 256, 1024):
+        rate, cpu = _time_compute(detector, window, channels, batch)
+        if rate > best:
+            best, best_batch, best_cpu = rate, batch, cpu
+    return best, best_batch, best_cpu
+
+
+def compute_cpu_per_window(detector: Detector, window: int, channels: int, batch: int) -> float:
+    """CPU seconds per window of score + correct with torch's current thread count, in
+    batches of `batch` (the worker's MAX_BATCH)."""
+    return _time_compute(detector, window, channels, batch)[1]
 
 
 def fill_topic(bootstrap: str, topic: str, raw: list[bytes]) -> None:
