@@ -469,3 +469,14 @@ def test_compose_grafana_is_provisioned_with_its_prometheus_and_the_dashboard() 
     dashboard = json.loads((dashboards / "vaewatch-worker.json").read_text())
     [variable] = dashboard["templating"]["list"]
     assert variable["type"] == "datasource" and variable["query"] == source["type"]
+
+
+def test_the_worker_runs_the_scoring_process_only_with_two_cpus_requested() -> None:
+    """`VAEWATCH_SCORER=auto` counts the node's cores in a pod without a CPU limit, so the
+    Deployment sets the scorer from what it requests: a child process needs 2+ CPUs."""
+    [deployment] = by_kind(render(K8S), "Deployment")
+    [worker] = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in worker["env"]}
+    cpu = str(worker["resources"]["requests"]["cpu"])  # "1", "2" or "1500m"
+    requested = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+    assert env["VAEWATCH_SCORER"] == ("process" if requested >= 2 else "thread")
