@@ -163,6 +163,8 @@ class ScorerProcess:
         self._model: Detector | None = None  # the last model sent
         self._seq = 0
         self._expected = 0
+        self._failure_lock = threading.Lock()
+        self._failure_logged = False
         self.log = log.bind(scorer_pid=self._process.pid)
         self.log.info("scorer_process_started", torch_threads=torch_threads)
 
@@ -208,7 +210,12 @@ class ScorerProcess:
         return f"the scoring process exited (exit code {code}{signal_name})"
 
     def _failed(self, reason: str) -> ScorerError:
-        self.log.error("scorer_process_failed", reason=reason)
+        """The error to raise; logged once: the main thread's send and the scoring thread's
+        wait for an earlier batch can both find the same dead child."""
+        with self._failure_lock:
+            first, self._failure_logged = not self._failure_logged, True
+        if first:
+            self.log.error("scorer_process_failed", reason=reason)
         return ScorerError(reason)
 
     def close(self, timeout_s: float = 10.0) -> None:

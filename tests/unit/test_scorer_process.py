@@ -212,6 +212,26 @@ def test_a_child_that_dies_fails_the_batch_and_nothing_is_committed(
         process.close()
 
 
+def test_a_dead_child_is_logged_once_however_many_batches_find_it_dead(
+    tiny_detector: Detector,
+) -> None:
+    """The main thread's send and the scoring thread's wait can both meet the same dead
+    child: each raises, one line is logged."""
+    process = ScorerProcess(1)
+    try:
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)
+        process._process.join(10)
+        windows = [np.zeros((tiny_detector.window, len(tiny_detector.channels)))]
+        with capture_logs() as logs:
+            for _ in range(3):
+                with pytest.raises(ScorerError):
+                    process.submit(tiny_detector, windows)()
+        assert [e["event"] for e in logs].count("scorer_process_failed") == 1
+    finally:
+        process.close()
+
+
 def test_an_error_in_the_child_fails_the_batch_with_its_cause(
     tiny_detector: Detector, scorer: ScorerProcess
 ) -> None:
