@@ -662,6 +662,10 @@ def sequential_bound(row: dict[str, Any]) -> float:
     return float(1 / per_window_s)
 
 
+def _cores(used: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in used.items())
+
+
 def print_table(results: dict[str, Any]) -> None:
     print(f"\nvaewatch speed — {results['machine']}; device {results['device']}")
     head = (
@@ -695,11 +699,11 @@ def print_table(results: dict[str, Any]) -> None:
                 f"{name}: worker / CPU bound {r['worker_vs_cpu_bound']:.2f} (1 process); "
                 f"2 worker processes in one group {r['workers_2proc']:.0f}/s = "
                 f"{r['workers_2proc_vs_cpu_bound']:.2f} of the CPU bound "
-                f"(cores: {', '.join(f'{k} {v:.2f}' for k, v in r['cores_used_2proc'].items())})"
+                f"(cores: {_cores(r['cores_used_2proc'])})"
             )
     for name, r in results["shapes"].items():
         if "worker_process_scorer" in r:
-            used = ", ".join(f"{k} {v:.2f}" for k, v in r["cores_used_process_scorer"].items())
+            used = _cores(r["cores_used_process_scorer"])
             print(
                 f"{name}: VAEWATCH_SCORER thread {r['worker']:.0f}/s = "
                 f"{r['worker_vs_cpu_bound']:.2f}, process {r['worker_process_scorer']:.0f}/s = "
@@ -707,7 +711,7 @@ def print_table(results: dict[str, Any]) -> None:
             )
     for name, r in results["shapes"].items():
         if "cores_used" in r:
-            used = ", ".join(f"{k} {v:.2f}" for k, v in r["cores_used"].items())
+            used = _cores(r["cores_used"])
             print(f"{name}: cores used during the worker run: {used}")
     for name, r in results["shapes"].items():
         for thread, shares in r.get("profile_thread_shares", {}).items():

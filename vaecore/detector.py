@@ -107,7 +107,7 @@ class Correction:
 AGGREGATE_CHUNK = 32  # windows overlap-added at once: (3, 32, T, C) float32 stays in cache
 
 
-def _by_length(windows: Sequence[np.ndarray]) -> dict[int, list[int]]:
+def by_length(windows: Sequence[np.ndarray]) -> dict[int, list[int]]:
     """Window indices grouped by length, in first-seen order."""
     groups: dict[int, list[int]] = {}
     for i, w in enumerate(windows):
@@ -234,7 +234,7 @@ class Detector:
         and its sub-window outputs overlap-added, with whole-array operations (one loop over
         the few starts, none over windows); every group goes through the network in one pass.
         """
-        groups = _by_length(windows)
+        groups = by_length(windows)
         stride = int(self.stride or 1)
         plan = []
         subs = []
@@ -381,7 +381,7 @@ class Detector:
         same arithmetic as window by window, without a dozen small numpy calls per window."""
         th_point = self.active_thresholds.point
         out: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = [()] * len(windows)  # type: ignore[list-item]
-        for index in _by_length(windows).values():
+        for index in by_length(windows).values():
             w = np.stack([windows[i] for i in index])  # (n, T, C)
             nll = np.stack([per_point[i][0] for i in index])
             expected = np.stack([per_point[i][1] for i in index])

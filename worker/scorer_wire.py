@@ -24,6 +24,7 @@ from safetensors.torch import save as save_safetensors
 from modelstore.artifact import architecture_of, config_of
 from schemas.manifest import Architecture
 from vaecore import ChannelScaler, ConvVAE, Correction, Detector, PointScores, Thresholds
+from vaecore.detector import by_length
 
 Header = dict[str, Any]
 Stateless = tuple[list[PointScores], list[Correction]]  # a batch's history-free results
@@ -97,15 +98,8 @@ def detector_from(header: Header, arrays: list[np.ndarray]) -> Detector:
 
 
 # --- windows ---------------------------------------------------------------------------------
-def _by_length(arrays: list[np.ndarray]) -> list[list[int]]:
-    groups: dict[int, list[int]] = {}
-    for i, a in enumerate(arrays):
-        groups.setdefault(len(a), []).append(i)
-    return list(groups.values())
-
-
 def windows_message(seq: int, windows: list[np.ndarray]) -> tuple[Header, list[np.ndarray]]:
-    groups = _by_length(windows)
+    groups = list(by_length(windows).values())
     stacks = [np.stack([windows[i] for i in index]) for index in groups]
     return {"kind": "score", "seq": seq, "groups": groups}, stacks
 
@@ -128,7 +122,7 @@ def windows_from(header: Header, arrays: list[np.ndarray]) -> list[np.ndarray]:
 def results_message(
     seq: int, points: list[PointScores], corrections: list[Correction]
 ) -> tuple[Header, list[np.ndarray]]:
-    groups = _by_length([p.raw_step for p in points])
+    groups = list(by_length([p.raw_step for p in points]).values())
     arrays: list[np.ndarray] = []
     for index in groups:
         ps, cs = [points[i] for i in index], [corrections[i] for i in index]
