@@ -1,7 +1,7 @@
 import sys, json, subprocess, tempfile
 import numpy as np
 PY = "benchmarks/.peers-venv/bin/python"
-SCRIPT = "benchmarks/peers/vus_pr.py"
+SCRIPT = "training/vus_script.py"
 def vus_many(triples):
     with tempfile.TemporaryDirectory() as tmp:
         arr = {}
