@@ -28,12 +28,14 @@ from schemas.manifest import (
     ModelManifest,
     Normalisation,
     Scoring,
+    SmoothingScale,
 )
 from schemas.manifest import Thresholds as ManifestThresholds
 from vaecore.detector import Detector, Thresholds
 from vaecore.device import select_device
 from vaecore.network import ConvVAE, VAEConfig
 from vaecore.scaler import ChannelScaler
+from vaecore.smoothing import Scale
 from vwbase import __version__
 from vwbase.errors import ModelError
 
@@ -108,6 +110,7 @@ def save_artifact(
             score_kind=detector.score_kind,
             smoothing=detector.smoothing,
             period=detector.period,
+            scales=[SmoothingScale(**asdict(s)) for s in detector.scales],
         ),
         thresholds=manifest_thresholds(detector.thresholds),
         weights_sha256=hashlib.sha256(weights).hexdigest(),
@@ -177,6 +180,7 @@ def load_artifact(path: Path, device: str = "auto") -> Detector:
         score_kind=manifest.scoring.score_kind,
         smoothing=manifest.scoring.smoothing,
         period=manifest.scoring.period,
+        scales=tuple(Scale(**s.model_dump()) for s in manifest.scoring.scales),
         device=select_device(device),
         name=manifest.name,
         version=manifest.version,

@@ -45,6 +45,15 @@ class Normalisation(_Strict):
     scale: list[float]
 
 
+class SmoothingScale(_Strict):
+    """One kernel of the smoothed score (`vaecore.smoothing.Scale`)."""
+
+    box: int = Field(ge=1, le=4096, description="steps of each rolling-mean pass")
+    passes: Literal[1, 2] = Field(description="1 = rolling mean, 2 = triangular kernel")
+    center: float = Field(description="median of this scale's calibration scores")
+    spread: float = Field(gt=0, description="their interquartile range: z = (s - center) / spread")
+
+
 class Scoring(_Strict):
     """How scores are computed; part of the model so stream and backfill agree.
 
@@ -67,6 +76,11 @@ class Scoring(_Strict):
     )
     period: int | None = Field(
         default=None, ge=1, description="dominant period of the training data (steps), if found"
+    )
+    scales: list[SmoothingScale] = Field(
+        default_factory=list,
+        description="standardised kernels whose max the thresholds apply to; "
+        "empty = one rolling mean of `smoothing` steps (models published before scales)",
     )
 
 

@@ -3,10 +3,12 @@
 A whole series goes through `Detector.score([values])` as one long window: the same
 function the worker calls, with the same sub-window aggregation, so a backfill and the
 stream give the same numbers for the same data. The per-step score reported here is the
-*centred* view of the rolling mean the worker alerts on (`vaecore.smoothing`): the same
+*centred* view of the smoothed score the worker alerts on (`vaecore.smoothing`): the same
 values, each attributed to the middle of the span it averages, since a backfill knows the
-future. The worker's window score for a window ending at step t is the maximum of these
-values over the steps the window completed.
+future. With one rolling mean, the worker's window score for a window ending at step t is
+the maximum of these values over the steps the window completed; with several scales each
+scale is attributed to the middle of its own span before the larger is taken, so the
+short scale places an incident where it happened.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import numpy as np
 from schemas.series_csv import SeriesTable, write_scores_csv
 from training import metrics
 from vaecore import Detector
-from vaecore.smoothing import centred
 from vaecore.unscored import below_all
 from vwbase.errors import UserInputError
 
@@ -48,7 +49,7 @@ def score_table(detector: Detector, table: SeriesTable, correct: bool = True) ->
         )
     [scores] = detector.score([values])
     corrected = detector.correct([values], [scores])[0].values if correct else values
-    step = centred(scores.raw_step, detector.smoothing)
+    step = detector.smoother.centred(scores.raw_step)
     is_anomaly = below_all(step) > detector.active_thresholds.window
     return SeriesScores(table, step, is_anomaly, corrected)
 

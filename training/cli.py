@@ -16,6 +16,7 @@ from modelstore.artifact import load_artifact
 from modelstore.registry import Registry
 from training.job import (
     EXIT_KEPT_OLD,
+    SmoothingKernel,
     ThresholdMethod,
     TrainOptions,
     Variance,
@@ -101,6 +102,7 @@ def _train(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         score_kind=args.score_kind,
         smoothing=args.smoothing,
+        smoothing_kernel=args.smoothing_kernel,
         progress=(not args.no_progress and sys.stderr.isatty()) or args.progress,
     )
     paths, topic_report = _training_paths(args)
@@ -254,6 +256,14 @@ def _add_topic_and_score_options(p: argparse.ArgumentParser) -> None:
         default=TrainOptions.smoothing,
         help="steps of the rolling mean the thresholds apply to; 0 = the dominant period of "
         "the training data (default), 1 = no smoothing",
+    )
+    p.add_argument(
+        "--smoothing-kernel",
+        choices=get_args(SmoothingKernel),
+        default=TrainOptions.smoothing_kernel,
+        help="multiscale: the larger of two standardised triangular kernels of one and two "
+        "smoothing lengths; mean: one rolling mean, as models before 2026-11-26 "
+        f"(default {TrainOptions.smoothing_kernel})",
     )
 
 

@@ -39,6 +39,7 @@ from vaecore import (
 from vaecore.calibration import part_scores
 from vaecore.detector import ScoreKind
 from vaecore.period import dominant_period
+from vaecore.smoothing import MAX_SPAN, Scale
 from vaecore.unscored import ranked
 from vwbase.errors import ModelError, UserInputError
 
@@ -49,6 +50,7 @@ EXIT_KEPT_OLD = 4
 
 
 Variance = Literal["point", "channel"]  # the decoder's variance (VAEConfig.variance)
+SmoothingKernel = Literal["multiscale", "mean"]  # vaecore.smoothing: two scales, or one mean
 ThresholdMethod = Literal["pot", "quantile"]  # how the window threshold is calibrated
 
 
@@ -70,6 +72,7 @@ class TrainOptions:
     n_samples: int = 0  # L for scoring; 0 = posterior mean (deterministic, fastest)
     score_kind: ScoreKind = "nll"  # point score: nll | error (squared error, normalised units)
     smoothing: int = 0  # rolling mean of step scores over this many steps; 0 = the data's period
+    smoothing_kernel: SmoothingKernel = "multiscale"  # max of 2 standardised scales, or one mean
     risk: float = 3e-3  # target per-step false-alarm rate of the smoothed score
     method: ThresholdMethod = "pot"  # threshold rule
     device: str = "auto"
@@ -134,6 +137,19 @@ def smoothing_steps(opts: TrainOptions, period: int) -> int:
     return opts.smoothing or max(period, opts.window)
 
 
+def smoothing_scales(opts: TrainOptions, steps: int) -> tuple[Scale, ...]:
+    """Two triangular kernels of one and two `steps` (box steps/2 and steps, applied twice),
+    standardised at calibration; none for one rolling mean or no smoothing at all.
+
+    Screened against the one rolling mean, other kernels, more and longer scales on the
+    study dump (docs/quality.md, "Smoothing screen"): longer scales win on tweets and SKAB
+    and lose on SMD; these two were the only set at least level on every family.
+    """
+    if opts.smoothing_kernel == "mean" or steps <= 1:
+        return ()
+    return (Scale(max(steps // 2, 1), 2), Scale(min(steps, (MAX_SPAN + 1) // 2), 2))
+
+
 def _vae_config(opts: TrainOptions, n_channels: int) -> VAEConfig:
     return VAEConfig(
         n_channels=n_channels,
@@ -175,13 +191,15 @@ def train_detector(tables: Sequence[SeriesTable], opts: TrainOptions) -> Trained
     bar.close()
     seconds = time.perf_counter() - started
     period = training_period(train_rows)
+    steps = smoothing_steps(opts, period)
     detector = Detector(
         model,
         scaler,
         tables[0].channels,
         n_samples=opts.n_samples,
         score_kind=opts.score_kind,
-        smoothing=smoothing_steps(opts, period),
+        smoothing=steps,
+        scales=smoothing_scales(opts, steps),
         period=period,
         device=select_device(opts.device),
     )

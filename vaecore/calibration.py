@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
 from scipy import stats
 
-from vaecore.detector import Detector, Thresholds
+from vaecore.detector import Detector, PointScores, Thresholds
 
 MIN_EXCESSES = 10
 
@@ -80,10 +81,33 @@ def threshold(scores: np.ndarray, risk: float, method: str) -> float:
 
 def part_scores(detector: Detector, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Smoothed step scores (N,) and point scores (N, C) of series parts, each its own series."""
-    scored = detector.score([v for v in parts if len(v) >= detector.window])
-    steps = np.concatenate([s.step for s in scored])
-    points = np.concatenate([s.point for s in scored])
-    return steps, points
+    return _smoothed_and_points(detector, detector.point_scores(_scorable(detector, parts)))
+
+
+def _scorable(detector: Detector, parts: list[np.ndarray]) -> list[np.ndarray]:
+    return [v for v in parts if len(v) >= detector.window]
+
+
+def _smoothed_and_points(
+    detector: Detector, points: list[PointScores]
+) -> tuple[np.ndarray, np.ndarray]:
+    scored = detector.window_scores(points)
+    return np.concatenate([s.step for s in scored]), np.concatenate([s.point for s in scored])
+
+
+def standardise_scales(detector: Detector, points: list[PointScores]) -> Detector:
+    """Each smoothing scale's center (median) and spread (interquartile range) from the
+    trailing smoothed scores of calibration parts, so scales compare in one unit."""
+    if not detector.scales:
+        return detector
+    scales = []
+    for scale in detector.scales:
+        plain = replace(scale, center=0.0, spread=1.0)
+        values = np.concatenate([plain.smooth(p.raw_step) for p in points])
+        finite = values[np.isfinite(values)]
+        center = float(np.median(finite)) if finite.size else 0.0
+        scales.append(replace(plain, center=center, spread=robust_spread(values)))
+    return replace(detector, scales=tuple(scales))
 
 
 def calibrate(
@@ -91,11 +115,14 @@ def calibrate(
 ) -> Detector:
     """`detector` with thresholds on the scores the worker alerts on (smoothed) of `parts`.
 
-    One rule per channel for the point scores; a channel never observed in `parts` has no
-    scores and borrows the highest finite point threshold. The tail rate asked for never
-    goes below 10 / n (`threshold`). The spread of the step scores is the unit of severity.
+    Smoothing scales are standardised first (`standardise_scales`). One rule per channel for
+    the point scores; a channel never observed in `parts` has no scores and borrows the
+    highest finite point threshold. The tail rate asked for never goes below 10 / n
+    (`threshold`). The spread of the step scores is the unit of severity.
     """
-    steps, points = part_scores(detector, parts)
+    points_of_parts = detector.point_scores(_scorable(detector, parts))
+    detector = standardise_scales(detector, points_of_parts)
+    steps, points = _smoothed_and_points(detector, points_of_parts)
     window = threshold(steps, risk, method)
     point = np.array([threshold(points[:, c], risk, method) for c in range(points.shape[1])])
     finite = point[np.isfinite(point)]

@@ -11,8 +11,10 @@ which ignores the decoder's variance: on server metrics the learned per-point va
 widens around a burst and "explains away" the anomaly (docs/quality.md).
 
 The step score is the mean point score over the observed channels; the score the worker
-alerts on is its rolling mean over `smoothing` steps (the series' period; `vaecore.
-smoothing`), carried across the windows of a series by a `ScoreHistory`.
+alerts on is its smoothed value (`vaecore.smoothing`): the larger of two standardised
+triangular kernels of one and two `smoothing` steps (the series' period) for a model with
+`scales`, the rolling mean over `smoothing` steps for one without. A `ScoreHistory` carries
+each series' recent raw step scores across its windows.
 
 Windows longer than the model's length are cut into sub-windows every `stride` steps (the
 last one aligned to the end); every sub-window of every window in a call goes through the
@@ -41,7 +43,7 @@ from vaecore.device import PRECISIONS, autocast_for, select_device, to_device
 from vaecore.fit import prepare_batch
 from vaecore.network import ConvVAE, gaussian_nll
 from vaecore.scaler import ChannelScaler
-from vaecore.smoothing import ScoreHistory, SeriesLink, trailing
+from vaecore.smoothing import MAX_SPAN, Scale, ScoreHistory, SeriesLink, Smoother
 from vaecore.unscored import below_all
 
 
@@ -136,7 +138,8 @@ class Detector:
     n_samples: int = 0
     stride: int | None = None
     score_kind: ScoreKind = "nll"  # point score: "nll" | "error" (see module docstring)
-    smoothing: int = 1  # steps of the rolling mean over step scores; 1 = none
+    smoothing: int = 1  # steps of the rolling mean over step scores (the base scale); 1 = none
+    scales: tuple[Scale, ...] = ()  # several standardised kernels; () = one mean of `smoothing`
     period: int | None = None  # dominant period of the training data (recorded, not used)
     sample_seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -160,6 +163,9 @@ class Detector:
             raise ValueError(f"score_kind must be one of {SCORE_KINDS}")
         if self.smoothing < 1:
             raise ValueError("smoothing must be >= 1")
+        self.scales = tuple(self.scales)
+        if self.smoother.span > MAX_SPAN:
+            raise ValueError(f"smoothing spans {self.smoother.span} steps, at most {MAX_SPAN}")
         self.model.to(self.device).eval()
         gen = torch.Generator().manual_seed(self.sample_seed)
         self._eps = torch.randn(max(self.n_samples, 1), self.model.cfg.latent_dim, generator=gen)
@@ -167,6 +173,10 @@ class Detector:
     @property
     def window(self) -> int:
         return self.model.cfg.window
+
+    @property
+    def smoother(self) -> Smoother:
+        return Smoother(self.scales or (Scale(self.smoothing),))
 
     @property
     def active_thresholds(self) -> Thresholds:
@@ -362,14 +372,14 @@ class Detector:
     def _smoothed(
         self, raw_step: np.ndarray, link: SeriesLink | None, history: ScoreHistory | None
     ) -> np.ndarray:
-        k = self.smoothing
-        if k <= 1:
+        smoother = self.smoother
+        if smoother.span <= 1 and not self.scales:
             return raw_step
         if link is None or history is None:
-            return trailing(raw_step, k)
-        tail = history.before(link, k)
-        history.record(link, tail, raw_step, k)
-        return trailing(raw_step, k, tail)
+            return smoother.trailing(raw_step)
+        tail = history.before(link, smoother.span)
+        history.record(link, tail, raw_step, smoother.span)
+        return smoother.trailing(raw_step, tail)
 
     def _stepwise(
         self,

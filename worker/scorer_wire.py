@@ -13,6 +13,7 @@ value arrives bit for bit. Three kinds:
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -25,6 +26,7 @@ from modelstore.artifact import architecture_of, config_of
 from schemas.manifest import Architecture
 from vaecore import ChannelScaler, ConvVAE, Correction, Detector, PointScores, Thresholds
 from vaecore.detector import by_length
+from vaecore.smoothing import Scale
 
 Header = dict[str, Any]
 Stateless = tuple[list[PointScores], list[Correction]]  # a batch's history-free results
@@ -65,6 +67,7 @@ def detector_message(detector: Detector) -> tuple[Header, list[np.ndarray]]:
             "window_spread": th.window_spread,
         },
         **{name: getattr(detector, name) for name in _PLAIN},
+        "scales": [asdict(s) for s in detector.scales],
         "device": str(detector.device),
     }
     weights = save_safetensors(
@@ -93,6 +96,7 @@ def detector_from(header: Header, arrays: list[np.ndarray]) -> Detector:
         channels=tuple(fields["channels"]),
         thresholds=None if th is None else Thresholds(point=point.copy(), **th),
         device=torch.device(fields["device"]),
+        scales=tuple(Scale(**s) for s in fields["scales"]),
         **{name: fields[name] for name in _PLAIN},
     )
 

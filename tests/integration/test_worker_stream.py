@@ -224,18 +224,20 @@ def test_a_broken_new_version_is_refused_and_the_old_one_keeps_serving(
     assert np.isfinite([orjson.loads(r.value)["score"] for r in corrected]).all()
 
 
+@pytest.mark.parametrize("kernel", ["mean", "scales"])
 def test_streamed_window_scores_equal_the_backfill_of_the_series(
-    kafka_bootstrap: str, topics: Any, tmp_path: Path, tiny_detector: Detector
+    kafka_bootstrap: str, topics: Any, tmp_path: Path, tiny_detector: Detector, kernel: str
 ) -> None:
     """The smoothed score carries across windows: the stream matches `score` of the CSV."""
     from dataclasses import replace
 
     from training.backfill import score_table
-    from vaecore.smoothing import trailing
+    from vaecore.smoothing import Scale
     from worker.replay import load_replay_tables
 
     k = 48
-    smoothed = replace(tiny_detector, stride=tiny_detector.window, smoothing=k)
+    scales = (Scale(24, 2, 0.5, 2.0), Scale(48, 2, 0.3, 1.0)) if kernel == "scales" else ()
+    smoothed = replace(tiny_detector, stride=tiny_detector.window, smoothing=k, scales=scales)
     root = tmp_path / "registry"
     publish(smoothed, root, "default")
     worker = start_worker(kafka_bootstrap, topics, root, tmp_path / "worker.log")
@@ -248,9 +250,10 @@ def test_streamed_window_scores_equal_the_backfill_of_the_series(
     offline = load_artifact(Registry(root).resolve("default").path, "cpu")
     backfill = score_table(offline, table, correct=False).step  # the centred view
     [whole] = offline.score([table.values])
-    stream_view = trailing(whole.raw_step, k)  # the same numbers, as the stream sees them
-    lead = (k - 1) // 2
-    np.testing.assert_allclose(backfill[: len(backfill) - lead], stream_view[lead:], rtol=1e-12)
+    stream_view = offline.smoother.trailing(whole.raw_step)  # as the stream sees them
+    if not scales:  # one rolling mean: the backfill is the same numbers, centred
+        lead = (k - 1) // 2
+        np.testing.assert_allclose(backfill[: len(backfill) - lead], stream_view[lead:], rtol=1e-12)
     starts = {w.window_id: w.start_row for w in series_windows(table, 128, 128)}
     assert len(corrected) == sent
     for record in corrected:

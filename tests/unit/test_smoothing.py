@@ -167,11 +167,12 @@ def test_a_model_saved_before_smoothing_existed_scores_as_it_did(
     old = old.with_thresholds(Thresholds(window=5.0, point=np.array([3.0, 4.0, 5.0])))
     save_artifact(old, tmp_path / "m", name="toy", version="1", training_data={}, metrics={})
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
-    for field in ("score_kind", "smoothing", "period"):
+    for field in ("score_kind", "smoothing", "period", "scales"):
         manifest["scoring"].pop(field)
     (tmp_path / "m" / "manifest.json").write_text(json.dumps(manifest))
     loaded = load_artifact(tmp_path / "m", device="cpu")
     assert (loaded.score_kind, loaded.smoothing, loaded.stride) == ("nll", 1, 16)
+    assert loaded.scales == ()
     series = clean_signal(300, seed=7)
     [before], [after] = old.score([series]), loaded.score([series])
     assert np.array_equal(before.step, after.step)
