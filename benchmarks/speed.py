@@ -51,9 +51,9 @@ from schemas.messages import (
     encode_corrected,
     encode_window,
 )
-from training.job import TrainOptions
+from training.job import TrainOptions, smoothing_scales
 from vaecore import ChannelScaler, ConvVAE, Detector, Thresholds, VAEConfig
-from vaecore.calibration import quantile_threshold
+from vaecore.calibration import quantile_threshold, standardise_scales
 from vaecore.device import select_device
 from vaewatch.process import StreamTopics, worker_env
 from vaewatch.process import start_worker as vaewatch_worker
@@ -79,8 +79,9 @@ def build_detector(window: int, channels: int, device: str = "auto") -> Detector
     """The shipped architecture (TrainOptions' window, latent size) for `channels` channels.
 
     Messages of `window` steps longer than the model's window are scored in model-window
-    tiles, as in production, and step scores are smoothed over one model window (a trained
-    model smooths over its data's period, at least that; the cost hardly depends on it).
+    tiles, as in production, and step scores are smoothed as a trained model's default with
+    k = one model window (a trained model takes its data's period, at least that): two
+    triangular scales, put in units of their own thresholds on the calibration windows.
     """
     torch.manual_seed(0)
     opts = TrainOptions()
@@ -101,7 +102,9 @@ def build_detector(window: int, channels: int, device: str = "auto") -> Detector
         names,
         device=select_device(device),
         smoothing=opts.window,
+        scales=smoothing_scales(opts, opts.window),
     )
+    det = standardise_scales(det, det.point_scores(list(calib)), 0.001, "quantile")
     scores = det.score(list(calib))
     steps = np.concatenate([s.step for s in scores])
     points = np.concatenate([s.point for s in scores])

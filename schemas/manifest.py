@@ -51,7 +51,11 @@ class SmoothingScale(_Strict):
     box: int = Field(ge=1, le=4096, description="steps of each rolling-mean pass")
     passes: Literal[1, 2] = Field(description="1 = rolling mean, 2 = triangular kernel")
     center: float = Field(description="median of this scale's calibration scores")
-    spread: float = Field(gt=0, description="their interquartile range: z = (s - center) / spread")
+    spread: float = Field(
+        gt=0,
+        description="distance from the median to this scale's own calibrated threshold: "
+        "z = (s - center) / spread is 1 there",
+    )
 
 
 class Scoring(_Strict):

@@ -22,11 +22,11 @@ Several scales (`Smoother`, the default of new models): anomalies last from a fe
 many periods, and one rolling mean fits one duration. A new model smooths at two scales,
 one and two periods, each a triangular kernel (a rolling mean applied twice: weight falls
 off from the middle, so a score peaks on the incident rather than on a plateau as wide as
-the window), standardises each by its own calibration scores (median, interquartile range)
-and takes the larger: a short incident stands out at the short scale, a slow shift at the
-long one (docs/quality.md, "Smoothing screen": VUS-PR 0.584 -> 0.620 on the study dump,
-every family at least level, 27 series up and 4 down). A model without scales (published
-before them) keeps its one rolling mean, bit for bit.
+the window), puts each in units of its own calibrated tail ((value - median) / (its own
+threshold - median): 1.0 is that scale's threshold) and takes the larger: a short incident
+stands out at the short scale, a slow shift at the long one (docs/quality.md, "Smoothing
+screen": VUS-PR 0.584 -> 0.617 on the study dump, every family at least level). A model
+without scales (published before them) keeps its one rolling mean, bit for bit.
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ held-out smoothed scores, rate >= 10/n). The worker's own rules (`worker.episode
 then turn the messages into episodes; an episode [opened_at, last_anomalous_at] is matched
 against the labelled incidents give or take one message (`incident_precision_recall`).
 Run: .venv/bin/python benchmarks/study/episode_rules.py  (needs .qdata/ from pack.py and
-the dump; seconds).
+the dump; seconds). `--multiscale`: the two-scale score in IQR units (issue 11's smoothing
+screen); `--variant=thnorm`: in units of each scale's own threshold (adopted);
+`--variant=union=R`: any scale above its own threshold at rate R; `--variant=tri1`: the
+triangle of k alone.
 """
 import itertools
 import sys
@@ -26,13 +29,54 @@ MSG = 128
 MODEL, STRIDE, KIND = "B", 64, "nll"
 
 
+MULTISCALE = "--multiscale" in sys.argv  # the product's two-scale score (vaecore.smoothing)
+VARIANT = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--variant=")), "")
+
+
+def _smoother(k, raw_parts):
+    """The product's default: triangles of k and 2k, standardised as calibration does."""
+    from dataclasses import replace
+    from vaecore.calibration import robust_spread
+    from vaecore.smoothing import Scale, Smoother
+    scales = []
+    for sc in (Scale(k // 2, 2), Scale(k, 2)):
+        v = np.concatenate([sc.smooth(r) for r in raw_parts])
+        scales.append(replace(sc, center=float(np.nanmedian(v)), spread=robust_spread(v)))
+    return Smoother(tuple(scales))
+
+
+def _variant_windows(i, k, raw_parts, raw_test):
+    """Screen variants: tri1 = triangle of k alone; thnorm = each scale in units of its own
+    POT threshold excess, max, POT again on the max; union=R = alarm when any scale is above
+    its own POT threshold at rate R."""
+    from vaecore.smoothing import Scale
+    scales = (Scale(k // 2, 2),) if VARIANT == "tri1" else (Scale(k // 2, 2), Scale(k, 2))
+    cal_z, test_z = [], []
+    for sc in scales:
+        parts = [sc.smooth(r) for r in raw_parts]; pool = np.concatenate(parts)
+        med = float(np.median(pool))
+        rate = float(VARIANT.split("=")[1]) if VARIANT.startswith("union") else 3e-3
+        th_s = pot_threshold(pool, max(rate, 10 / len(pool)))
+        cal_z.append((pool - med) / (th_s - med)); test_z.append((sc.smooth(raw_test) - med) / (th_s - med))
+    pool, test = np.fmax.reduce(cal_z), np.fmax.reduce(test_z)
+    th = 1.0 if VARIANT.startswith("union") or VARIANT == "tri1" else pot_threshold(pool, max(3e-3, 10 / len(pool)))
+    n = len(test) // MSG
+    flags = [bool(test[j * MSG:(j + 1) * MSG].max() > th) for j in range(n)]
+    return flags, segments(labels(i)[: n * MSG])
+
+
 def series_windows(i):
     k = max(PERIOD[i]["median"], 64)
-    parts = [trailing(fill(S[(i, MODEL, STRIDE, p, KIND)]), k) for p in ("train", "val")
-             if (i, MODEL, STRIDE, p, KIND) in S]
+    raw_parts = [fill(S[(i, MODEL, STRIDE, p, KIND)]) for p in ("train", "val")
+                 if (i, MODEL, STRIDE, p, KIND) in S]
+    raw_test = fill(S[(i, MODEL, STRIDE, "test", KIND)])
+    if VARIANT:
+        return _variant_windows(i, k, raw_parts, raw_test)
+    smooth = _smoother(k, raw_parts).trailing if MULTISCALE else (lambda x: trailing(x, k))
+    parts = [smooth(r) for r in raw_parts]
     pool = np.concatenate(parts)
     th = pot_threshold(pool, max(3e-3, 10 / len(pool)))
-    test = trailing(fill(S[(i, MODEL, STRIDE, "test", KIND)]), k)
+    test = smooth(raw_test)
     n = len(test) // MSG
     flags = [bool(test[j * MSG:(j + 1) * MSG].max() > th) for j in range(n)]
     return flags, segments(labels(i)[: n * MSG])

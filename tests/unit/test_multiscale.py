@@ -15,7 +15,7 @@ from tests.unit.test_smoothing import naive_trailing
 from tests.unit.test_vae_core import WINDOW, clean_signal, trained  # noqa: F401
 from training.job import TrainOptions, smoothing_scales
 from vaecore import Detector, Thresholds
-from vaecore.calibration import calibrate
+from vaecore.calibration import calibrate, threshold
 from vaecore.smoothing import MAX_SPAN, Scale, ScoreHistory, SeriesLink, Smoother, centred, trailing
 from worker.scorer_wire import detector_from, detector_message
 
@@ -98,19 +98,20 @@ def test_a_centred_triangle_puts_a_pulse_where_it_happened() -> None:
         assert peak - int(np.argmax(view)) == pytest.approx(scale.lead, abs=1)
 
 
-def test_calibration_standardises_each_scale_by_its_median_and_spread(trained: Detector) -> None:  # noqa: F811
+def test_calibration_puts_each_scale_in_units_of_its_own_threshold(trained: Detector) -> None:  # noqa: F811
     detector = replace(trained, stride=WINDOW, smoothing=16, scales=(Scale(8, 2), Scale(16, 2)))
     parts = [clean_signal(900, seed=s) for s in (11, 12)]
     calibrated = calibrate(detector, parts, risk=1e-2, method="quantile")
     raws = [p.raw_step for p in detector.point_scores(parts)]
     for scale in calibrated.scales:
         values = np.concatenate([replace(scale, center=0.0, spread=1.0).smooth(r) for r in raws])
-        q25, q50, q75 = np.nanquantile(values, [0.25, 0.5, 0.75])
-        assert scale.center == pytest.approx(q50)
-        assert scale.spread == pytest.approx(q75 - q25)
+        median, own_threshold = np.median(values), threshold(values, 1e-2, "quantile")
+        assert scale.center == pytest.approx(median)
+        assert scale.spread == pytest.approx(own_threshold - median)
+        assert np.mean(scale.standardise(values) > 1.0) <= 1e-2 + 1e-9  # 1.0 = its threshold
     steps = np.concatenate([s.step for s in calibrated.score(parts)])
     assert np.mean(steps > calibrated.active_thresholds.window) <= 1e-2 + 1e-9
-    assert np.median(steps) > 0  # the max of two standardised scales sits above either median
+    assert calibrated.active_thresholds.window >= 1.0  # the max: at least either scale's own
 
 
 def test_scales_travel_in_the_manifest_and_to_the_scoring_process(
@@ -151,5 +152,8 @@ def test_a_detector_with_scales_streams_what_its_backfill_computes(trained: Dete
     for lo in range(0, len(series), cut):
         link = SeriesLink("s", lo, lo + cut)
         [window] = detector.score([series[lo : lo + cut]], [link], history)
-        np.testing.assert_allclose(window.step, expected[lo : lo + cut], rtol=1e-4, atol=1e-6)
-        assert window.score == pytest.approx(np.nanmax(expected[lo : lo + cut]), rel=1e-4)
+        # float32 network outputs differ in the last bits between a 128-step window and the
+        # whole series (different kernels per shape); spread 0.1 scales that by 10
+        np.testing.assert_allclose(window.step, expected[lo : lo + cut], rtol=1e-4, atol=1e-5)
+        top = np.nanmax(expected[lo : lo + cut])
+        assert window.score == pytest.approx(top, rel=1e-4, abs=1e-5)
