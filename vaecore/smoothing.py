@@ -82,9 +82,7 @@ def _rolling_mean(values: np.ndarray, k: int) -> np.ndarray:
 
 def centred(raw: np.ndarray, k: int) -> np.ndarray:
     """Rolling mean over k steps attributed to the span's middle step (right end truncated)."""
-    lead = (k - 1) // 2
-    padded = np.concatenate([np.asarray(raw, dtype=np.float64), np.full(lead, np.nan)])
-    return trailing(padded, k)[lead:]
+    return Scale(k).centred(raw)
 
 
 MAX_SPAN = 4096  # longest kernel, in steps: what a series' history keeps (ScoreHistory)
@@ -128,6 +126,11 @@ class Scale:
             joined = _rolling_mean(joined, self.box)
         return joined[keep:]
 
+    def centred(self, raw: np.ndarray) -> np.ndarray:
+        """The kernel attributed to the middle of its span (right end: what exists)."""
+        padded = np.concatenate([np.asarray(raw, dtype=np.float64), np.full(self.lead, np.nan)])
+        return self.smooth(padded)[self.lead :]
+
     def standardise(self, smoothed: np.ndarray) -> np.ndarray:
         if self.center == 0.0 and self.spread == 1.0:
             return smoothed
@@ -150,11 +153,7 @@ class Smoother:
         return _largest([s.standardise(s.smooth(raw, tail)) for s in self.scales])
 
     def centred(self, raw: np.ndarray) -> np.ndarray:
-        out = []
-        for s in self.scales:
-            padded = np.concatenate([np.asarray(raw, dtype=np.float64), np.full(s.lead, np.nan)])
-            out.append(s.standardise(s.smooth(padded)[s.lead :]))
-        return _largest(out)
+        return _largest([s.standardise(s.centred(raw)) for s in self.scales])
 
 
 def _largest(values: list[np.ndarray]) -> np.ndarray:
