@@ -254,16 +254,17 @@ def _add_topic_and_score_options(p: argparse.ArgumentParser) -> None:
         "--smoothing",
         type=argtypes.non_negative_int,
         default=TrainOptions.smoothing,
-        help="steps of the rolling mean the thresholds apply to; 0 = the dominant period of "
-        "the training data (default), 1 = no smoothing",
+        help="smoothing length k in steps (the two scales span k and 2k, or the one rolling "
+        "mean k); 0 = the dominant period of the training data, at least one model window "
+        "(default), 1 = no smoothing",
     )
     p.add_argument(
         "--smoothing-kernel",
         choices=get_args(SmoothingKernel),
         default=TrainOptions.smoothing_kernel,
-        help="multiscale: the larger of two standardised triangular kernels of one and two "
-        "smoothing lengths; mean: one rolling mean, as models before 2026-11-26 "
-        f"(default {TrainOptions.smoothing_kernel})",
+        help="multiscale: the larger of two triangular kernels of one and two smoothing "
+        "lengths, each in units of its own calibrated threshold; mean: one rolling mean, as "
+        f"models before 2026-11-26 (default {TrainOptions.smoothing_kernel})",
     )
 
 

@@ -72,7 +72,7 @@ class TrainOptions:
     n_samples: int = 0  # L for scoring; 0 = posterior mean (deterministic, fastest)
     score_kind: ScoreKind = "nll"  # point score: nll | error (squared error, normalised units)
     smoothing: int = 0  # rolling mean of step scores over this many steps; 0 = the data's period
-    smoothing_kernel: SmoothingKernel = "multiscale"  # max of 2 standardised scales, or one mean
+    smoothing_kernel: SmoothingKernel = "multiscale"  # max of 2 scales in threshold units, or mean
     risk: float = 3e-3  # target per-step false-alarm rate of the smoothed score
     method: ThresholdMethod = "pot"  # threshold rule
     device: str = "auto"
@@ -139,7 +139,8 @@ def smoothing_steps(opts: TrainOptions, period: int) -> int:
 
 def smoothing_scales(opts: TrainOptions, steps: int) -> tuple[Scale, ...]:
     """Two triangular kernels of one and two `steps` (box steps/2 and steps, applied twice),
-    standardised at calibration; none for one rolling mean or no smoothing at all.
+    put in units of their own thresholds at calibration; none for one rolling mean or no
+    smoothing at all.
 
     Screened against the one rolling mean, other kernels, more and longer scales on the
     study dump (docs/quality.md, "Smoothing screen"): longer scales win on tweets and SKAB
