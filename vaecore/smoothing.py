@@ -37,12 +37,13 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def _rolling_sums(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sum and count of the finite values in each trailing span of k (shorter at the start).
+def _rolling_sums(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sum and count of the finite values in each trailing span of k (shorter at the start);
+    count None when every value is finite (then it is min(t + 1, k)).
 
-    Slices of one cumulative sum (the first k spans start at 0), and counts without a
-    second cumulative sum when every value is finite: this runs for every window the
-    worker scores, once per kernel pass.
+    Slices of one cumulative sum (the first k spans start at 0), and no second cumulative
+    sum for counts when every value is finite: this runs for every window the worker
+    scores, once per kernel pass.
     """
     n = len(values)
     head = min(k, n)
@@ -54,7 +55,7 @@ def _rolling_sums(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     total[:head] = csum[1 : head + 1]
     np.subtract(csum[head + 1 :], csum[1 : n - head + 1], out=total[head:])
     if all_finite:
-        return total, np.minimum(np.arange(1, n + 1), k)
+        return total, None
     ccount = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(finite, out=ccount[1:])
     count = np.empty(n, dtype=np.int64)
@@ -75,6 +76,11 @@ def trailing(raw: np.ndarray, k: int, tail: np.ndarray | None = None) -> np.ndar
 def _rolling_mean(values: np.ndarray, k: int) -> np.ndarray:
     """Mean of the finite values in each trailing span of k; NaN where there are none."""
     total, count = _rolling_sums(values, k)
+    if count is None:  # every span full of finite values, the first k growing
+        head = min(k, len(total))
+        total[:head] /= np.arange(1, head + 1)
+        total[head:] /= k
+        return total
     mean = np.full(len(values), np.nan)
     np.divide(total, count, out=mean, where=count > 0)
     return mean
