@@ -338,13 +338,12 @@ class Detector:
         links: Sequence[SeriesLink | None] | None = None,
         history: ScoreHistory | None = None,
     ) -> list[WindowScores]:
-        """The stateful half of `score`: the rolling mean (advancing `history` in input
+        """The stateful half of `score`: the smoothed score (advancing `history` in input
         order), each window's score and its verdict at the window threshold."""
         th = self.active_thresholds
         out = []
-        for i, p in enumerate(points):
-            link = links[i] if links is not None else None
-            step = self._smoothed(p.raw_step, link, history)  # in input order: series carry on
+        steps = self._smoothed([p.raw_step for p in points], links, history)
+        for p, step in zip(points, steps, strict=True):
             finite = np.isfinite(step)
             score = float(np.max(step[finite])) if finite.any() else float("nan")
             out.append(
@@ -370,16 +369,27 @@ class Detector:
         return np.where(observed, nll, np.nan)
 
     def _smoothed(
-        self, raw_step: np.ndarray, link: SeriesLink | None, history: ScoreHistory | None
-    ) -> np.ndarray:
+        self,
+        raw_steps: list[np.ndarray],
+        links: Sequence[SeriesLink | None] | None,
+        history: ScoreHistory | None,
+    ) -> list[np.ndarray]:
+        """Each window's smoothed steps. The tails come from `history` in input order, so a
+        window finds the earlier windows of its series, this batch's included; the kernels
+        then run on all windows at once (`Smoother.trailing_many`)."""
         smoother = self.smoother
         if smoother.span <= 1 and not self.scales:
-            return raw_step
-        if link is None or history is None:
-            return smoother.trailing(raw_step)
-        tail = history.before(link, smoother.span)
-        history.record(link, tail, raw_step, smoother.span)
-        return smoother.trailing(raw_step, tail)
+            return raw_steps
+        tails: list[np.ndarray | None] = []
+        for i, raw in enumerate(raw_steps):
+            link = links[i] if links is not None else None
+            if link is None or history is None:
+                tails.append(None)
+                continue
+            tail = history.before(link, smoother.span)
+            history.record(link, tail, raw, smoother.span)
+            tails.append(tail)
+        return smoother.trailing_many(raw_steps, tails)
 
     def _stepwise(
         self,

@@ -32,35 +32,37 @@ without scales (published before them) keeps its one rolling mean, bit for bit.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 
 def _rolling_sums(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Sum and count of the finite values in each trailing span of k (shorter at the start);
-    count None when every value is finite (then it is min(t + 1, k)).
+    """Sum and count of the finite values in each trailing span of k (shorter at the start),
+    along the last axis (one series, or one row per window); count None when every value is
+    finite (then it is min(t + 1, k)).
 
     Slices of one cumulative sum (the first k spans start at 0), and no second cumulative
-    sum for counts when every value is finite: this runs for every window the worker
+    sum for counts when every value is finite: this runs for every batch the worker
     scores, once per kernel pass.
     """
-    n = len(values)
+    n = values.shape[-1]
     head = min(k, n)
     finite = np.isfinite(values)
     all_finite = bool(finite.all())
-    csum = np.zeros(n + 1)
-    np.cumsum(values if all_finite else np.where(finite, values, 0.0), out=csum[1:])
-    total = np.empty(n)
-    total[:head] = csum[1 : head + 1]
-    np.subtract(csum[head + 1 :], csum[1 : n - head + 1], out=total[head:])
+    csum = np.zeros((*values.shape[:-1], n + 1))
+    np.cumsum(values if all_finite else np.where(finite, values, 0.0), axis=-1, out=csum[..., 1:])
+    total = np.empty(values.shape)
+    total[..., :head] = csum[..., 1 : head + 1]
+    np.subtract(csum[..., head + 1 :], csum[..., 1 : n - head + 1], out=total[..., head:])
     if all_finite:
         return total, None
-    ccount = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(finite, out=ccount[1:])
-    count = np.empty(n, dtype=np.int64)
-    count[:head] = ccount[1 : head + 1]
-    np.subtract(ccount[head + 1 :], ccount[1 : n - head + 1], out=count[head:])
+    ccount = np.zeros((*values.shape[:-1], n + 1), dtype=np.int64)
+    np.cumsum(finite, axis=-1, out=ccount[..., 1:])
+    count = np.empty(values.shape, dtype=np.int64)
+    count[..., :head] = ccount[..., 1 : head + 1]
+    np.subtract(ccount[..., head + 1 :], ccount[..., 1 : n - head + 1], out=count[..., head:])
     return total, count
 
 
@@ -77,11 +79,11 @@ def _rolling_mean(values: np.ndarray, k: int) -> np.ndarray:
     """Mean of the finite values in each trailing span of k; NaN where there are none."""
     total, count = _rolling_sums(values, k)
     if count is None:  # every span full of finite values, the first k growing
-        head = min(k, len(total))
-        total[:head] /= np.arange(1, head + 1)
-        total[head:] /= k
+        head = min(k, total.shape[-1])
+        total[..., :head] /= np.arange(1, head + 1)
+        total[..., head:] /= k
         return total
-    mean = np.full(len(values), np.nan)
+    mean = np.full(values.shape, np.nan)
     np.divide(total, count, out=mean, where=count > 0)
     return mean
 
@@ -132,6 +134,15 @@ class Scale:
             joined = _rolling_mean(joined, self.box)
         return joined[keep:]
 
+    def smooth_rows(self, joined: np.ndarray, tail_len: int) -> np.ndarray:
+        """`smooth` of many windows at once: `joined` holds one row per window, its first
+        `tail_len` columns the steps before it; the same numbers as row by row."""
+        keep = min(tail_len, self.span - 1)
+        values = joined[:, tail_len - keep :]
+        for _ in range(self.passes):
+            values = _rolling_mean(values, self.box)
+        return values[:, keep:]
+
     def centred(self, raw: np.ndarray) -> np.ndarray:
         """The kernel attributed to the middle of its span (right end: what exists)."""
         padded = np.concatenate([np.asarray(raw, dtype=np.float64), np.full(self.lead, np.nan)])
@@ -160,6 +171,29 @@ class Smoother:
 
     def centred(self, raw: np.ndarray) -> np.ndarray:
         return _largest([s.standardise(s.centred(raw)) for s in self.scales])
+
+    def trailing_many(
+        self, raws: Sequence[np.ndarray], tails: Sequence[np.ndarray | None]
+    ) -> list[np.ndarray]:
+        """`trailing` of many windows, the same numbers: windows with the same length and
+        tail length go through each kernel as one matrix (a worker batch is mostly one such
+        group), instead of a dozen small numpy calls per window and kernel."""
+        out: list[np.ndarray] = [np.empty(0)] * len(raws)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (raw, tail) in enumerate(zip(raws, tails, strict=True)):
+            tail_len = 0 if tail is None else min(len(tail), self.span - 1)
+            groups.setdefault((tail_len, len(raw)), []).append(i)
+        for (tail_len, _), index in groups.items():
+            joined = np.stack([_joined(raws[i], tails[i], tail_len) for i in index])
+            rows = _largest([s.standardise(s.smooth_rows(joined, tail_len)) for s in self.scales])
+            for j, i in enumerate(index):
+                out[i] = rows[j]
+        return out
+
+
+def _joined(raw: np.ndarray, tail: np.ndarray | None, tail_len: int) -> np.ndarray:
+    before = tail[len(tail) - tail_len :] if tail is not None and tail_len else raw[:0]
+    return np.concatenate([before, raw], dtype=np.float64)
 
 
 def _largest(values: list[np.ndarray]) -> np.ndarray:

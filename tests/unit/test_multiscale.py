@@ -14,7 +14,7 @@ from modelstore.artifact import load_artifact, save_artifact
 from tests.unit.test_smoothing import naive_trailing
 from tests.unit.test_vae_core import WINDOW, clean_signal, trained  # noqa: F401
 from training.job import TrainOptions, smoothing_scales
-from vaecore import Detector, Thresholds
+from vaecore import Detector, PointScores, Thresholds
 from vaecore.calibration import calibrate, threshold
 from vaecore.smoothing import MAX_SPAN, Scale, ScoreHistory, SeriesLink, Smoother, centred, trailing
 from worker.scorer_wire import detector_from, detector_message
@@ -157,3 +157,31 @@ def test_a_detector_with_scales_streams_what_its_backfill_computes(trained: Dete
         np.testing.assert_allclose(window.step, expected[lo : lo + cut], rtol=1e-4, atol=1e-5)
         top = np.nanmax(expected[lo : lo + cut])
         assert window.score == pytest.approx(top, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("scales", [(), TWO_SCALES])
+def test_a_batch_is_smoothed_exactly_as_window_by_window(
+    trained: Detector,  # noqa: F811
+    scales: tuple[Scale, ...],
+) -> None:
+    """The kernels run on a whole batch at once; every number is the one a window-by-window
+    pass gives: series repeated within a batch, sliding and redelivered windows, gaps,
+    missing steps, two window lengths, windows without a link."""
+    detector = replace(trained, smoothing=12, scales=scales)
+    rng = np.random.default_rng(21)
+    spans = [("a", 0, 128), ("b", 0, 128), ("a", 128, 256), ("a", 192, 320), ("a", 192, 320)]
+    spans += [("c", 0, 64), ("b", 500, 628), ("c", 64, 128), (None, 0, 128)]
+    raws = [rng.random(hi - lo) for _, lo, hi in spans]
+    raws[1][5:9] = np.nan
+    raws[6][:] = np.nan
+    empty = np.empty(0)
+    points = [PointScores(empty, raw, empty, empty, empty, empty) for raw in raws]
+    links = [None if key is None else SeriesLink(key, lo, hi) for key, lo, hi in spans]
+    batched = detector.window_scores(points, links, ScoreHistory())
+    history, smoother = ScoreHistory(), detector.smoother
+    for raw, link, got in zip(raws, links, batched, strict=True):
+        tail = None
+        if link is not None:
+            tail = history.before(link, smoother.span)
+            history.record(link, tail, raw, smoother.span)
+        assert np.array_equal(got.step, smoother.trailing(raw, tail), equal_nan=True)
