@@ -169,7 +169,8 @@ def test_a_batch_is_smoothed_exactly_as_window_by_window(
     missing steps, two window lengths, windows without a link."""
     detector = replace(trained, smoothing=12, scales=scales)
     rng = np.random.default_rng(21)
-    spans = [("a", 0, 128), ("b", 0, 128), ("a", 128, 256), ("a", 192, 320), ("a", 192, 320)]
+    spans: list[tuple[str | None, int, int]] = [("a", 0, 128), ("b", 0, 128), ("a", 128, 256)]
+    spans += [("a", 192, 320), ("a", 192, 320)]
     spans += [("c", 0, 64), ("b", 500, 628), ("c", 64, 128), (None, 0, 128)]
     raws = [rng.random(hi - lo) for _, lo, hi in spans]
     raws[1][5:9] = np.nan
