@@ -127,12 +127,9 @@ class Scale:
         """The trailing kernel over `raw`, `tail` = the raw steps before it; not standardised."""
         if self.passes == 1:
             return trailing(raw, self.box, tail)
-        before = tail[len(tail) - min(len(tail), self.span - 1) :] if tail is not None else raw[:0]
-        keep = len(before)
-        joined = np.concatenate([before, raw], dtype=np.float64)
-        for _ in range(self.passes):
-            joined = _rolling_mean(joined, self.box)
-        return joined[keep:]
+        keep = 0 if tail is None else min(len(tail), self.span - 1)
+        rows = self.smooth_rows(_joined(raw, tail, keep)[None, :], keep)
+        return rows.reshape(-1)
 
     def smooth_rows(self, joined: np.ndarray, tail_len: int) -> np.ndarray:
         """`smooth` of many windows at once: `joined` holds one row per window, its first
