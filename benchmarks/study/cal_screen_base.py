@@ -46,3 +46,35 @@ def best(test, lab):
     f = 2 * p * r / np.maximum(p + r, 1e-12)
     j = int(np.argmax(f[:-1]))
     return float(f[j]), float(t[j])
+
+
+# --- shared by drift_screen.py and smoothing_screen.py: families, the shipped POT rule,
+# per-series metrics at a threshold, split halves (alternate series of each family)
+from vaecore.calibration import pot_threshold  # noqa: E402
+from sklearn.metrics import average_precision_score  # noqa: E402
+
+FAMS = sorted({s["ds"] for s in SERIES})
+SHORT = {"nab-artificialWithAnomaly": "art", "nab-realAdExchange": "adEx", "nab-realTraffic": "traf",
+         "nab-realTweets": "twt", "skab-valve1": "SKAB", "smd": "SMD"}
+RISK = 3e-3
+
+
+def th_pot(p):
+    p = p[np.isfinite(p)]
+    return pot_threshold(p, max(RISK, 10 / len(p)))
+
+
+def metrics(test, lab, th):
+    t = clean(test)
+    pred = np.nan_to_num(test, nan=-np.inf) > th
+    f1 = f1_at(pred, lab)
+    bf, _ = best(test, lab)
+    ap = average_precision_score(lab, t)
+    rec = np.sum(pred & (lab == 1)) / max(lab.sum(), 1)
+    return dict(f1=f1, best=bf, ap=ap, alarm=pred.mean(), lab=lab.mean(), rec=rec)
+
+
+HALVES = [[], []]
+for d in FAMS:
+    for n_, j in enumerate(j for j, s in enumerate(SERIES) if s["ds"] == d):
+        HALVES[n_ % 2].append(j)

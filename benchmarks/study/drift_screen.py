@@ -20,19 +20,8 @@ alpha = 1 - 2^(-1/H).
 """
 import sys, os, math, collections, time
 sys.path.insert(0, os.path.dirname(__file__))
-from cal_screen_base import *  # noqa
-from vaecore.calibration import pot_threshold
-from sklearn.metrics import average_precision_score
+from cal_screen_base import *  # noqa  (also FAMS, SHORT, RISK, th_pot, metrics, HALVES)
 
-FAMS = sorted({s["ds"] for s in SERIES})
-SHORT = {"nab-artificialWithAnomaly": "art", "nab-realAdExchange": "adEx", "nab-realTraffic": "traf",
-         "nab-realTweets": "twt", "skab-valve1": "SKAB", "smd": "SMD"}
-RISK = 3e-3
-
-
-def th_pot(p):
-    p = p[np.isfinite(p)]
-    return pot_threshold(p, max(RISK, 10 / len(p)))
 
 
 # ---- per-series stream pieces
@@ -100,20 +89,6 @@ def apply_rule(s, form, H, gate, init="med", carry=True, frozen=False):
     return a_cal, a_test, th_pot(a_cal)
 
 
-def metrics(test, lab, th):
-    t = clean(test)
-    pred = np.nan_to_num(test, nan=-np.inf) > th
-    f1 = f1_at(pred, lab)
-    bf, _ = best(test, lab)
-    ap = average_precision_score(lab, t)
-    rec = np.sum(pred & (lab == 1)) / max(lab.sum(), 1)
-    return dict(f1=f1, best=bf, ap=ap, alarm=pred.mean(), lab=lab.mean(), rec=rec)
-
-
-HALVES = [[], []]
-for d in FAMS:
-    for n_, j in enumerate(j for j, s in enumerate(SERIES) if s["ds"] == d):
-        HALVES[n_ % 2].append(j)
 
 
 def summarise(M, idx=None):
