@@ -235,6 +235,26 @@ def cpu_bound(row: dict[str, Any], cores: int) -> float:
     return float(cores / per_window)
 
 
+def bound_gap(
+    rate: float, cores_used: dict[str, float], bound: float, cores: int
+) -> dict[str, float]:
+    """Why a worker run is below the CPU bound, as two factors whose product is rate / bound:
+    `cpu_efficiency` = the CPU a window costs in the bound over what it cost in the run (all
+    processes: worker, its scoring process, broker, reader), and `utilisation` = the cores
+    the run kept busy over the machine's. Below-1 efficiency is work the bound does not count
+    (smoothing, state, episodes, the transfer to the scoring process, thread switching);
+    below-1 utilisation is cores left idle (waits between the stages)."""
+    used = sum(cores_used.values())
+    cpu_ms_per_window = used / rate * 1000
+    bound_ms_per_window = cores / bound * 1000
+    return {
+        "cpu_ms_per_window": cpu_ms_per_window,
+        "bound_cpu_ms_per_window": bound_ms_per_window,
+        "cpu_efficiency": bound_ms_per_window / cpu_ms_per_window,
+        "utilisation": used / cores,
+    }
+
+
 def publish_model(detector: Detector, root: Path, name: str) -> None:
     tmp = root / ".build" / name
     save_artifact(detector, tmp, name=name, version="0", training_data={}, metrics={})
@@ -610,6 +630,14 @@ def main() -> int:
                 row["worker_process_scorer"] / row["cpu_bound"]
             )
             row["workers_2proc_vs_cpu_bound"] = row["workers_2proc"] / row["cpu_bound"]
+            for mode_key, cores_key in (
+                ("worker", "cores_used"),
+                ("worker_process_scorer", "cores_used_process_scorer"),
+                ("workers_2proc", "cores_used_2proc"),
+            ):
+                row[f"{mode_key}_bound_gap"] = bound_gap(
+                    row[mode_key], row[cores_key], row["cpu_bound"], os.cpu_count() or 1
+                )
             # the best ratio to min(ceilings) any design could reach on this machine
             row["cpu_bound_vs_min_ceiling"] = row["cpu_bound"] / min(
                 row["io_ceiling"], row["compute_ceiling"]
@@ -716,6 +744,15 @@ def print_table(results: dict[str, Any]) -> None:
         if "cores_used" in r:
             used = _cores(r["cores_used"])
             print(f"{name}: cores used during the worker run: {used}")
+    for name, r in results["shapes"].items():
+        for mode_key in ("worker", "worker_process_scorer", "workers_2proc"):
+            gap = r.get(f"{mode_key}_bound_gap")
+            if gap:
+                print(
+                    f"{name}: {mode_key} / CPU bound = CPU efficiency {gap['cpu_efficiency']:.2f}"
+                    f" ({gap['bound_cpu_ms_per_window']:.3f} of {gap['cpu_ms_per_window']:.3f} "
+                    f"CPU ms a window) x utilisation {gap['utilisation']:.2f} of the cores"
+                )
     for name, r in results["shapes"].items():
         for thread, shares in r.get("profile_thread_shares", {}).items():
             print(f"\n{name}: worker {thread} thread, share of wall-time samples (py-spy)")
