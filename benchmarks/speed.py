@@ -239,12 +239,14 @@ def bound_gap(
     rate: float, cores_used: dict[str, float], bound: float, cores: int
 ) -> dict[str, float]:
     """Why a worker run is below the CPU bound, as two factors whose product is rate / bound:
-    `cpu_efficiency` = the CPU a window costs in the bound over what it cost in the run (all
-    processes: worker, its scoring process, broker, reader), and `utilisation` = the cores
-    the run kept busy over the machine's. Below-1 efficiency is work the bound does not count
-    (smoothing, state, episodes, the transfer to the scoring process, thread switching);
-    below-1 utilisation is cores left idle (waits between the stages)."""
-    used = sum(cores_used.values())
+    `cpu_efficiency` = the CPU a window costs in the bound over what it cost in the run
+    (worker, its scoring process and the broker; not this benchmark's own reader of the
+    outputs, which the bound does not count either), and `utilisation` = the cores those
+    processes kept busy over the machine's. Below-1 efficiency is work the bound does not
+    count (smoothing, state, episodes, the transfer to the scoring process, thread
+    switching); below-1 utilisation is cores left idle by the product (waits between the
+    stages) or taken by the reader."""
+    used = sum(v for k, v in cores_used.items() if k != "reader")
     cpu_ms_per_window = used / rate * 1000
     bound_ms_per_window = cores / bound * 1000
     return {
