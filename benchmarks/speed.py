@@ -125,6 +125,17 @@ def messages(n: int, window: int, channels: int, prefix: str = "") -> list[bytes
     ]
 
 
+DRAIN_BYTES = 200 * 1024 * 1024  # at most this much input per drain (the broker keeps it in RAM)
+
+
+def drain_windows(least: int, window: int, channels: int) -> int:
+    """Windows per drain: `least`, or 8 full batches where they fit in DRAIN_BYTES. A worker's
+    batches grow from 256 to MAX_BATCH while records are queued (1,792 windows to reach
+    1,024): a drain of a few batches measures the ramp, not the steady state."""
+    size = len(messages(1, window, channels)[0])
+    return max(least, min(8 * int(MAX_BATCH), DRAIN_BYTES // size))
+
+
 def window_id(i: int, prefix: str = "") -> str:
     """The id `messages(..., prefix)` gives its i-th window (no decoding needed)."""
     return f"{prefix}s{i % 50}/{i}"
@@ -527,7 +538,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--windows", type=int, default=3000, help="windows per shape")
+    parser.add_argument(
+        "--windows",
+        type=int,
+        default=3000,
+        help="windows per shape, at least (narrow shapes get 8 x MAX_BATCH: drain_windows)",
+    )
     parser.add_argument("--no-latency", action="store_true", help="skip the latency runs")
     parser.add_argument(
         "--profile",
@@ -571,8 +587,9 @@ def main() -> int:
             print(f"== {name}", flush=True)
             detector = build_detector(window, channels)
             publish_model(detector, registry, name)
-            raw = messages(args.windows, window, channels)
+            raw = messages(drain_windows(args.windows, window, channels), window, channels)
             row: dict[str, Any] = {"message_bytes": int(np.mean([len(r) for r in raw]))}
+            row["windows"] = len(raw)
             row["codec_us_per_window"] = round(codec_us(raw[:1000], detector), 1)
             torch.set_num_threads(os.cpu_count() or 1)
             row["compute_ceiling"], row["best_batch"], compute_cpu = compute_ceiling(

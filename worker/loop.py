@@ -15,6 +15,8 @@ Batches are sent and checkpointed strictly in consumption order. Backpressure: a
 three micro-batches (3 x MAX_BATCH records) are in memory; when scoring is slower than
 input, the loop waits for the scorer, polls less often, and the consumer's bounded fetch
 buffers stop growing.
+Batch size adapts (`collect`): 256 records while the loop keeps up (latency), up to
+MAX_BATCH while records are queued (throughput: per-batch costs shared by more windows).
 Rebalances: records of partitions revoked during a poll are dropped before processing;
 every batch not yet checkpointed leaves those partitions out of its commit (and out of its
 state records), and the partition's new owner reads them from the last committed offset.
@@ -66,6 +68,8 @@ from worker.state import SeriesStates
 
 log = structlog.get_logger(__name__)
 LAG_EVERY_S = 5.0
+START_BATCH = 256  # the batch cap while the loop keeps up; doubles up to max_batch while behind
+GROW_BYTES = 32 * 1024 * 1024  # ...while twice the batch's messages stay within this
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ class WorkerLoop:
         states: SeriesStates | None = None,
         read_state: StateReader | None = None,
         scorer: ScorerProcess | None = None,
+        start_batch: int = START_BATCH,
+        grow_bytes: int = GROW_BYTES,
     ) -> None:
         self.source = source
         self.scorer = scorer  # None: the network runs on the scoring thread
@@ -113,6 +119,9 @@ class WorkerLoop:
         self.detector = detector
         self.topics = topics
         self.max_batch = max_batch
+        self.start_batch = max(1, min(start_batch, max_batch))
+        self.grow_bytes = grow_bytes
+        self._cap = self.start_batch  # this batch's size limit (`_next_cap`)
         self.max_batch_wait_ms = max_batch_wait_ms
         self.max_message_bytes = max_message_bytes
         self.flush_timeout_s = flush_timeout_s
@@ -134,18 +143,29 @@ class WorkerLoop:
 
     # --- collecting -------------------------------------------------------------------
     def collect(self, stop: threading.Event, idle_ms: int = 200) -> list[InRecord]:
-        """Up to max_batch records, waiting at most max_batch_wait_ms after the first one."""
+        """Up to the batch cap of records, waiting at most max_batch_wait_ms after the first.
+
+        The cap adapts (`_next_cap`): a batch that filled its cap says records are queued,
+        and the next may be twice as large, up to max_batch (and while twice its bytes stay
+        within grow_bytes: wide messages gain nothing from larger batches, and memory and
+        the producer's buffer stay bounded); it stays while the wait still collects more
+        than start_batch (or nothing: a busy loop looks in briefly), and falls back to
+        start_batch when it collects fewer.
+        Behind (a backlog), batches grow and per-batch costs are shared by more windows;
+        keeping up, they stay small and windows wait less.
+        """
+        cap = self._cap
         batch: list[InRecord] = []
         deadline: float | None = None
-        while len(batch) < self.max_batch and not stop.is_set():
+        while len(batch) < cap and not stop.is_set():
             if deadline is None:
                 timeout_ms = idle_ms  # idle: wake regularly for heartbeats, health, stop, acks
             else:
                 timeout_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
-            batch.extend(self.restorer.released(self.max_batch - len(batch)))
-            if len(batch) >= self.max_batch:
+            batch.extend(self.restorer.released(cap - len(batch)))
+            if len(batch) >= cap:
                 break
-            polled = self.source.poll(timeout_ms, self.max_batch - len(batch))
+            polled = self.source.poll(timeout_ms, cap - len(batch))
             self.health.beat()
             self.health.assigned = bool(self.source.assignment())
             revoked = self.source.take_revoked()
@@ -162,14 +182,27 @@ class WorkerLoop:
             self.restorer.assigned(assigned, polled)
             self.restorer.restore()
             batch.extend(self.restorer.hold(polled))
-            batch.extend(self.restorer.released(self.max_batch - len(batch)))
+            batch.extend(self.restorer.released(cap - len(batch)))
             if batch and deadline is None:
                 deadline = time.monotonic() + self.max_batch_wait_ms / 1000
             if deadline is not None and time.monotonic() >= deadline:
                 break
             if not batch:
                 break  # nothing arrived: return to the caller (it checks stop and lag)
+        self._cap = self._next_cap(cap, batch)
         return batch
+
+    def _next_cap(self, cap: int, batch: list[InRecord]) -> int:
+        """Twice the cap after a batch that filled it (records are queued) if twice its
+        bytes stay within grow_bytes; the same cap after one the wait cut above start_batch
+        (records come fast) and after an empty collect (the loop only looked in while
+        busy); else start_batch."""
+        if len(batch) >= cap:
+            fits = 2 * sum(len(r.value) for r in batch) <= self.grow_bytes
+            return min(cap * 2, self.max_batch) if fits else cap
+        if not batch or len(batch) > self.start_batch:
+            return cap
+        return self.start_batch
 
     def _drop_revoked(self, batch: list[InRecord], revoked: set[TopicPartition]) -> list[InRecord]:
         """Drop the batch's records of revoked partitions, remembering where they began."""

@@ -109,7 +109,13 @@ class WorkerSettings(KafkaSettings):
     )
 
     # --- batching, limits, timeouts -------------------------------------------------------
-    max_batch: int = Field(256, ge=1, le=65536, description="max windows per micro-batch")
+    max_batch: int = Field(
+        1024,
+        ge=1,
+        le=65536,
+        description="max windows per micro-batch: batches start at 256 (or this, if smaller) "
+        "and double up to it while records are queued",
+    )
     max_batch_wait_ms: int = Field(100, ge=0, description="max wait (ms) to fill a micro-batch")
     flush_timeout_s: float = Field(30.0, gt=0, description="max wait for output acks per batch")
     shutdown_timeout_s: float = Field(30.0, gt=0, description="max drain time on SIGTERM")

@@ -16,7 +16,7 @@ from schemas.messages import encode_window
 from schemas.series_csv import read_series_csv
 from tests.model_factory import SMD
 from vaecore import Detector
-from worker.loop import WorkerLoop, next_offsets
+from worker.loop import GROW_BYTES, START_BATCH, WorkerLoop, next_offsets
 from worker.pipeline import Topics, process_batch
 
 pytestmark = pytest.mark.unit
@@ -116,6 +116,8 @@ def make_loop(
     detector: Detector | Callable[[], Detector],
     max_batch: int = 16,
     max_batch_wait_ms: int = 0,
+    start_batch: int = START_BATCH,
+    grow_bytes: int = GROW_BYTES,
 ) -> WorkerLoop:
     """A loop on the fakes; `detector` may be a callable returning the current version."""
     return WorkerLoop(
@@ -127,6 +129,8 @@ def make_loop(
         max_batch_wait_ms=max_batch_wait_ms,
         max_message_bytes=1 << 22,
         flush_timeout_s=1.0,
+        start_batch=start_batch,
+        grow_bytes=grow_bytes,
     )
 
 
@@ -414,6 +418,45 @@ def test_batches_never_exceed_max_batch(tiny_detector: Detector) -> None:
     assert max(sizes) <= 3, f"batch sizes {sizes}"
     assert sizes[0] == 3, "the first batch fills across polls"
     assert sum(sizes) == 20
+
+
+def test_batches_grow_while_records_are_queued_and_shrink_once_the_loop_keeps_up(
+    tiny_detector: Detector,
+) -> None:
+    """A backlog: every batch fills its cap at once, so the next may be twice as large, up to
+    max_batch. A batch the wait cut short keeps the cap while it still collected more than
+    the start size (records come fast) or nothing at all, and puts it back to the start
+    size otherwise."""
+    r = records(tiny_detector, 59)
+    source = FakeSource(r[:28])
+    sink = FakeSink(source.log)
+    loop = make_loop(source, sink, tiny_detector, max_batch=16, start_batch=4)
+    stop = threading.Event()
+
+    def collect(queued: list[InRecord]) -> int:
+        source.records = queued
+        return len(loop.collect(stop))
+
+    assert [len(loop.collect(stop)) for _ in range(3)] == [4, 8, 16], "grows while filled"
+    assert collect([]) == 0, "a busy loop looking in: nothing queued, nothing learned"
+    assert collect(r[28:38]) == 10, "the wait cut it, above the start size: the cap stays"
+    assert collect(r[38:50]) == 12, "a cap back at 4 would have cut this batch at 4"
+    assert collect(r[50:53]) == 3, "three queued records: at most the start size"
+    assert collect(r[53:59]) == 4, "after so short a batch the cap starts small again"
+
+
+def test_batches_stop_growing_where_twice_their_bytes_would_pass_the_budget(
+    tiny_detector: Detector,
+) -> None:
+    r = records(tiny_detector, 40)
+    second = sum(len(x.value) for x in r[4:12])  # the bytes of the second batch, 8 records
+    source = FakeSource(r)
+    sink = FakeSink(source.log)
+    loop = make_loop(
+        source, sink, tiny_detector, max_batch=32, start_batch=4, grow_bytes=2 * second - 1
+    )
+    stop = threading.Event()
+    assert [len(loop.collect(stop)) for _ in range(4)] == [4, 8, 8, 8]
 
 
 def test_run_finishes_the_batch_in_hand_when_stopped(tiny_detector: Detector) -> None:
