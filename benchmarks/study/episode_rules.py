@@ -23,7 +23,8 @@ from load_study import NAMES, PERIOD, S, ds, fill, labels, trailing  # noqa: E40
 
 from vaecore.calibration import pot_threshold  # noqa: E402
 from training.metrics import incident_precision_recall, segments  # noqa: E402
-from worker.episodes import EpisodeRules, ScoredWindow, SeriesEpisodes, apply  # noqa: E402
+from worker.episodes import EpisodeRules  # noqa: E402
+from episode_spans import episode_spans  # noqa: E402
 
 MSG = 128
 MODEL, STRIDE, KIND = "B", 64, "nll"
@@ -84,16 +85,7 @@ def series_windows(i):
 
 def episodes(flags, rules):
     """[opened_at, last_anomalous_at] of every episode the worker's rules open."""
-    state, spans = SeriesEpisodes(), []
-    for j, a in enumerate(flags):
-        w = ScoredWindow(f"w{j}", j * MSG, (j + 1) * MSG, a, 1.0, "low", {}, f"e{j}", ("m", "1"))
-        open_before = state.episode
-        apply(state, "s", w, rules)
-        if open_before is not None and state.episode is None:
-            spans.append((open_before.opened_at_ms, open_before.last_anomalous_at_ms))
-    if state.episode is not None:
-        spans.append((state.episode.opened_at_ms, state.episode.last_anomalous_at_ms))
-    return spans
+    return episode_spans(flags, [j * MSG for j in range(len(flags))], MSG, rules)
 
 
 DATA = {i: series_windows(i) for i in range(len(NAMES))}

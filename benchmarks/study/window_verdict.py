@@ -26,7 +26,7 @@ from load_study import NAMES, PERIOD, S, ds, fill, labels  # noqa: E402
 from training.metrics import incident_precision_recall, segments  # noqa: E402
 from vaecore.calibration import pot_threshold  # noqa: E402
 from vaecore.smoothing import Scale  # noqa: E402
-from worker.episodes import EpisodeRules, ScoredWindow, SeriesEpisodes, apply  # noqa: E402
+from episode_spans import episode_spans  # noqa: E402
 
 MODEL, STRIDE, KIND = "B", 64, "nll"
 WINDOW = 128
@@ -61,20 +61,6 @@ def verdicts(per_scale, th, n, stride, rule):
     return np.array(flags), list(starts)
 
 
-def episodes(flags, starts, stride):
-    state, spans = SeriesEpisodes(), []
-    rules = EpisodeRules()
-    for j, (a, s) in enumerate(zip(flags, starts)):
-        w = ScoredWindow(f"w{j}", s, s + WINDOW, bool(a), 1.0, "low", {}, f"e{j}", ("m", "1"))
-        before = state.episode
-        apply(state, "s", w, rules)
-        if before is not None and state.episode is None:
-            spans.append((before.opened_at_ms, before.last_anomalous_at_ms))
-    if state.episode is not None:
-        spans.append((state.episode.opened_at_ms, state.episode.last_anomalous_at_ms))
-    return spans
-
-
 def main():
     cache = {i: scaled(i) for i in range(len(NAMES))}
     fams = sorted({ds(i) for i in cache})
@@ -90,7 +76,7 @@ def main():
                     n = len(per_scale[0][0])
                     flags, starts = verdicts(per_scale, th, n, stride, rule)
                     truth = np.array([lab[s:s + WINDOW].any() for s in starts])
-                    spans = episodes(flags, starts, stride)
+                    spans = episode_spans(flags, starts, WINDOW)
                     inc = [(a, b - 1) for a, b in segments(lab)]
                     p, r = incident_precision_recall(spans, inc, slack=WINDOW)
                     acc += [(flags & truth).sum(), flags.sum(), truth.sum(),
