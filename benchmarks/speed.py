@@ -42,6 +42,7 @@ import torch
 
 from benchmarks import profile
 from benchmarks.procstat import CpuMeter, children, memory_mb
+from kafkaio.client import PRODUCER_BATCH_BYTES
 from modelstore.artifact import save_artifact
 from modelstore.registry import Registry
 from schemas.messages import (
@@ -213,8 +214,8 @@ def io_ceiling(bootstrap: str, topic: str, n: int, broker_pid: int) -> tuple[flo
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
     )
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, batch_size=262144, acks="all"
+    producer = KafkaProducer(  # the worker's batching (kafkaio.client.producer_config)
+        bootstrap_servers=bootstrap, linger_ms=5, batch_size=PRODUCER_BATCH_BYTES, acks="all"
     )
     meter = CpuMeter({"relay": os.getpid(), "broker": broker_pid})
     done, started = 0, None
@@ -429,11 +430,13 @@ def workers_rate(
     broker_pid: int,
     processes: int,
     drain_timeout_s: float = 600,
+    scorer: str = "thread",
 ) -> tuple[float, dict[str, float]]:
     """Steady-state windows/s of `processes` workers in one consumer group (scale-out on this
-    machine), and the cores used meanwhile (all workers summed). The input topic gets 4
-    partitions per process; the workers join before the topic is filled, so the run is not
-    cut by a rebalance."""
+    machine), and the cores used meanwhile (all workers and their scoring processes summed).
+    The input topic gets 4 partitions per process; the workers join before the topic is
+    filled, so the run is not cut by a rebalance. `scorer` is each worker's
+    VAEWATCH_SCORER (thread by default: scale-out by processes gives one GIL each already)."""
     from kafkaio.client import ensure_topics
     from kafkaio.settings import kafka_settings
 
@@ -441,17 +444,18 @@ def workers_rate(
     partitions = 4 * processes
     ensure_topics(kafka_settings(bootstrap), [f"in-{tag}"], partitions)
     env = {"VAEWATCH_LOG_LEVEL": "INFO", "VAEWATCH_TOPIC_PARTITIONS": str(partitions)}
-    env["VAEWATCH_SCORER"] = "thread"  # scale-out by processes: one GIL each already
+    env["VAEWATCH_SCORER"] = scorer
     logs = [log.with_suffix(f".{i}.log") for i in range(processes)]
     procs = [start_worker(bootstrap, registry, model, tag, lg, env) for lg in logs]
     try:
         _wait_until_all_assigned(logs, processes)
-        meter = CpuMeter(
-            {"broker": broker_pid, "reader": os.getpid()}
-            | {f"worker{i}": p.pid for i, p in enumerate(procs)}
-        )
         fill_topic(bootstrap, f"in-{tag}", raw)
         read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
+        meter = CpuMeter(  # scoring processes (and multiprocessing's tracker) run by now
+            {"broker": broker_pid, "reader": os.getpid()}
+            | {f"worker{i}": p.pid for i, p in enumerate(procs)}
+            | {f"worker{i}-{c}": c for i, p in enumerate(procs) for c in children(p.pid)}
+        )
         meter.start()
         done = read_timestamps(bootstrap, f"co-{tag}", len(raw), timeout_s=drain_timeout_s)
         used = {name: cpu / meter.wall_s for name, cpu in meter.stop().items()}

@@ -67,6 +67,13 @@ def test_producer_idempotence_from_env_reaches_the_producer(
     assert (config["acks"], config["linger_ms"]) == ("all", 20)
 
 
+def test_full_producer_batches_fit_a_default_brokers_record_batch_limit() -> None:
+    # Kafka's message.max.bytes defaults to 1,048,588 bytes a record batch: a fuller batch
+    # would come back MESSAGE_TOO_LARGE and be split and resent
+    batch = producer_config(settings_from_cli())["batch_size"]
+    assert 512 * 1024 <= batch <= 1_048_588
+
+
 def test_a_bad_worker_flag_is_named_in_the_one_line_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
