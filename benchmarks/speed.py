@@ -644,6 +644,8 @@ def main() -> int:
         "--threads-windows", type=int, default=3000, help="windows per threads-comparison run"
     )
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.profile and profile.py_spy() is None and not args.threads_only:
         print("--profile needs py-spy: .venv/bin/pip install py-spy", file=sys.stderr)
         return 2
