@@ -83,12 +83,14 @@ def relays_rate(bootstrap: str, raw: list[bytes], processes: int, broker_pid: in
     for p in procs:
         p.start()
     meter = CpuMeter({"broker": broker_pid})
+    metering = False
     results = []
     while len(results) < processes:
         item = q.get(timeout=600)
         if item[0] == "first":
-            if not meter.wall_s and not getattr(meter, "_start"):
+            if not metering:  # from the first relay's first record
                 meter.start()
+                metering = True
             continue
         results.append(item)
     broker_cpu = meter.stop()["broker"]
