@@ -69,6 +69,7 @@ from benchmarks.speed import (
     synthetic,
     window_id,
 )
+from kafkaio.client import PRODUCER_BATCH_BYTES
 from vaecore import Detector
 from vaecore.device import autocast_for, select_device
 from vaewatch.logs import configure_logging
@@ -342,7 +343,9 @@ def latency_run(
     n = fitting(wanted, len(probe), budget, budget.min_latency_windows)
     raw = messages(n, window, channels, prefix)
     starts = end_offsets(bootstrap, f"in-{tag}"), end_offsets(bootstrap, f"co-{tag}")
-    offered = paced_send(bootstrap, f"in-{tag}", raw, rate * pct / 100)
+    # ~1 MB record batches: the 2026-11-26 09:30Z H200 run's producer reached only ~650/s
+    # of 20 KB messages, each alone in a request (over the default 16 KiB batch)
+    offered = paced_send(bootstrap, f"in-{tag}", raw, rate * pct / 100, PRODUCER_BATCH_BYTES)
     inputs = read_timestamps(bootstrap, f"in-{tag}", n, 60, starts[0])
     outputs = read_timestamps(bootstrap, f"co-{tag}", n, 60 + n / max(rate, 1), starts[1])
     p50, p99 = latency_ms(inputs, outputs, {window_id(i, prefix) for i in range(n)})
