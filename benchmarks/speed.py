@@ -386,12 +386,15 @@ def worker_rate(
     broker_pid: int,
     env_extra: dict[str, str | None] | None = None,
     drain_timeout_s: float = 600,
+    read_during: bool = False,
 ) -> tuple[float, float, dict[str, float]]:
     """Steady-state windows/s through the worker on a pre-filled topic, its peak RSS (its
     scoring process's added), and the cores used meanwhile by the worker, its scoring
-    process (`VAEWATCH_SCORER=process`: "scorer"), the broker and this process (reading the
-    outputs).
+    process (`VAEWATCH_SCORER=process`: "scorer"), the broker and this process.
 
+    The outputs' timestamps are read after the drain (`drain_and_read`), so no reader
+    shares the two cores with the worker; `read_during` reads them while it drains instead
+    (the method before 2026-11-26 20:50Z, kept for A/B).
     A slow setting stops after `drain_timeout_s` of draining: its rate is what it did by then.
     """
     tag = uuid.uuid4().hex[:8]
@@ -403,12 +406,11 @@ def worker_rate(
         # the scoring process, and multiprocessing's idle resource tracker: summed as "scorer"
         pids |= {f"scorer{i}": c for i, c in enumerate(children(proc.pid))}
         meter = CpuMeter(pids)
-        meter.start()
-        done = read_timestamps(bootstrap, f"co-{tag}", len(raw), timeout_s=drain_timeout_s)
+        done, used = drain_and_read(bootstrap, tag, len(raw), meter, drain_timeout_s, read_during)
         cores: dict[str, float] = {}
-        for name, cpu in meter.stop().items():
+        for name, share in used.items():
             key = "scorer" if name.startswith("scorer") else name
-            cores[key] = cores.get(key, 0.0) + cpu / meter.wall_s
+            cores[key] = cores.get(key, 0.0) + share
         rss = sum(
             memory_mb(pid, "VmHWM")
             for name, pid in pids.items()
@@ -418,6 +420,55 @@ def worker_rate(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     return steady_rate(done), rss, cores
+
+
+def drain_and_read(
+    bootstrap: str,
+    tag: str,
+    n: int,
+    meter: CpuMeter,
+    timeout_s: float,
+    read_during: bool = False,
+) -> tuple[list[tuple[str, int]], dict[str, float]]:
+    """The (window_id, timestamp) of the n outputs of the group on `tag`'s topics (one
+    corrected window per input) and the cores each metered process used while they drained.
+
+    The meter runs until the group has committed all n inputs (the worker commits a batch
+    only once its outputs are acknowledged), seen through OffsetFetch every 50 ms; the
+    outputs are read afterwards: their timestamps were set when the worker produced them.
+    `read_during` reads them while the worker drains (a reading consumer costs 0.1-0.2 of a
+    core and the broker's serving of it: a share of the machine the CPU bound never had).
+    """
+    meter.start()
+    if read_during:
+        done = read_timestamps(bootstrap, f"co-{tag}", n, timeout_s=timeout_s)
+        return done, meter_shares(meter)
+    wait_committed(bootstrap, f"g-{tag}", n, timeout_s)
+    used = meter_shares(meter)
+    return read_timestamps(bootstrap, f"co-{tag}", n, timeout_s=60), used
+
+
+def meter_shares(meter: CpuMeter) -> dict[str, float]:
+    """Cores per metered process since `meter.start()`."""
+    return {name: cpu / meter.wall_s for name, cpu in meter.stop().items()}
+
+
+def wait_committed(bootstrap: str, group: str, n: int, timeout_s: float) -> bool:
+    """True once `group`'s committed offsets sum to n (its topics are fresh: offsets from
+    0), False after `timeout_s`. Reads no records."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            offsets = admin.list_group_offsets(group).get(group, {})
+            if sum(o.offset for o in offsets.values() if o.offset > 0) >= n:
+                return True
+            time.sleep(0.05)
+        return False
+    finally:
+        admin.close()
 
 
 def steady_rate(done: list[tuple[str, int]]) -> float:
@@ -464,9 +515,7 @@ def workers_rate(
             | {f"worker{i}": p.pid for i, p in enumerate(procs)}
             | {f"worker{i}-{c}": c for i, p in enumerate(procs) for c in children(p.pid)}
         )
-        meter.start()
-        done = read_timestamps(bootstrap, f"co-{tag}", len(raw), timeout_s=drain_timeout_s)
-        used = {name: cpu / meter.wall_s for name, cpu in meter.stop().items()}
+        done, used = drain_and_read(bootstrap, tag, len(raw), meter, drain_timeout_s)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
