@@ -8,13 +8,16 @@ Checkpoint (at-least-once, the contract's delivery promise), once per micro-batc
 A crash anywhere before 3 means the batch is consumed again: duplicates are possible,
 losses are not, and a redelivered window yields the same `event_id`.
 
-Pipelining, three batches deep, in order: the network (Detector.score/correct) runs on a
-scoring thread and releases the GIL; beside it the main thread polls and decodes the next
-batch, encodes the previous batch's outputs, sends them and checkpoints the one before.
-Batches are sent and checkpointed strictly in consumption order. Backpressure: at most
-three micro-batches (3 x MAX_BATCH records) are in memory; when scoring is slower than
-input, the loop waits for the scorer, polls less often, and the consumer's bounded fetch
-buffers stop growing.
+Pipelining, in order: the network (Detector.score/correct) runs on a scoring thread and
+releases the GIL; beside it the main thread polls and decodes the next batch, encodes the
+previous batch's outputs, sends them and checkpoints the one before. While records are
+queued (the last batch filled its cap), two decoded batches wait for the scorer behind the
+one the main thread finishes, so the scorer is not idle while the main thread encodes,
+sends and checkpoints (make bench: x1.06-1.14 windows/s); while the loop keeps up, one
+does, and a batch is published one collect sooner. Batches are sent and checkpointed
+strictly in consumption order. Backpressure: at most four micro-batches (4 x MAX_BATCH
+records) are in memory; when scoring is slower than input, the loop waits for the scorer,
+polls less often, and the consumer's bounded fetch buffers stop growing.
 Batch size adapts (`collect`): 256 records while the loop keeps up (latency), up to
 MAX_BATCH while records are queued (throughput: per-batch costs shared by more windows).
 Rebalances: records of partitions revoked during a poll are dropped before processing;
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -70,6 +74,7 @@ log = structlog.get_logger(__name__)
 LAG_EVERY_S = 5.0
 START_BATCH = 256  # the batch cap while the loop keeps up; doubles up to max_batch while behind
 GROW_BYTES = 32 * 1024 * 1024  # ...while twice the batch's messages stay within this
+BEHIND_DEPTH = 2  # batches queued for scoring behind the one finished, while records are queued
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class WorkerLoop:
         # per revoked partition, the first offset dropped unprocessed (until reassignment)
         self._dropped_from: dict[TopicPartition, int] = {}
         self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaewatch-score")
+        self._behind = False  # the last batch filled its cap: records are queued
         # per-series state (score tails, episodes): only the one scoring thread touches it
         self.states = states if states is not None else SeriesStates()
         # a partition's install is queued on the scoring thread before any of its records
@@ -189,6 +195,7 @@ class WorkerLoop:
                 break
             if not batch:
                 break  # nothing arrived: return to the caller (it checks stop and lag)
+        self._behind = len(batch) >= cap
         self._cap = self._next_cap(cap, batch)
         return batch
 
@@ -410,14 +417,15 @@ class WorkerLoop:
         """Until `stop` is set; every batch consumed is finished, flushed and committed.
 
         One iteration, with batch N on the scoring thread's network meanwhile: collect and
-        decode batch N+1; take N's scores; start N+1 on the network; encode N; checkpoint
-        N-1 (flush, then commit); send N. The Python stages (poll, decode, encode, send)
-        run beside the network, which releases the GIL.
+        decode batch N+1 and queue it for scoring; take N's scores (while behind, only once
+        N+2 is queued too: `_depth`); encode N; checkpoint N-1 (flush, then commit); send N.
+        The Python stages (poll, decode, encode, send) run beside the network, which
+        releases the GIL (or runs in the scoring process).
         """
         log.info("loop_started", max_batch=self.max_batch, max_batch_wait_ms=self.max_batch_wait_ms)
         backoff = 0.5
         flight: _InFlight | None = None  # sent, awaiting acks and commit
-        scoring: _Scoring | None = None  # on the scoring thread
+        scoring: deque[_Scoring] = deque()  # on the scoring thread, in order
         try:
             while not stop.is_set():
                 detector = self._serving_model()
@@ -427,17 +435,17 @@ class WorkerLoop:
                     continue
                 self.metrics.ready.set(1 if self.health.ready() else 0)
                 try:
-                    busy = flight is not None or scoring is not None
+                    busy = flight is not None or bool(scoring)
                     batch = self.collect(stop, idle_ms=20 if busy else 200)
                     # Swapped only here, between batches, and after the wait for records:
                     # a version promoted while collect() waited scores what it collected.
                     detector = self._serving_model() or detector
-                    done_scoring, scoring = scoring, None
                     if batch:  # decoded now, beside N's network; queued behind N (one scorer)
-                        scoring = self._submit(batch, detector)
-                    scored = self._finish(done_scoring) if done_scoring is not None else None
+                        scoring.append(self._submit(batch, detector))
+                    due = len(scoring) > self._depth() or (bool(scoring) and not batch)
+                    scored = self._finish(scoring.popleft()) if due else None
                     # N-1 is settled before N is sent, or when nothing follows it (idle)
-                    if flight is not None and (scored is not None or scoring is None):
+                    if flight is not None and (scored is not None or not scoring):
                         done, flight = self._checkpoint(flight, stop), None
                         if not done:
                             break  # stopped during an outage: nothing more is committed
@@ -457,16 +465,23 @@ class WorkerLoop:
             self._scorer.shutdown(wait=True)
         log.info("loop_stopped")
 
+    def _depth(self) -> int:
+        """Batches queued for scoring behind the one to finish: two while records are queued
+        (the scorer never waits for the main thread), one while the loop keeps up (a batch
+        is published one collect sooner)."""
+        return BEHIND_DEPTH if self._behind else 1
+
     def _drain(
-        self, flight: _InFlight | None, scoring: _Scoring | None, stop: threading.Event
+        self, flight: _InFlight | None, scoring: deque[_Scoring], stop: threading.Event
     ) -> None:
         """On stop: the batches in hand are finished, in order, unless the broker is away."""
         if flight is not None and not self._checkpoint(flight, stop):
             return
-        if scoring is not None:
-            scored = self._finish(scoring)
+        while scoring:
+            scored = self._finish(scoring.popleft())
             self._send(scored)
-            self._checkpoint(scored, stop)
+            if not self._checkpoint(scored, stop):
+                return
 
 
 def next_offsets(

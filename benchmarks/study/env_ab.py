@@ -3,7 +3,8 @@ draining a pre-filled topic with VAR set to each value in turn (order rotated ev
 repetition), then the latency of each at one offered rate (half the first value's median
 windows/s), on one embedded broker; drains as in batch_ab.py (128 x 1: N windows, 128 x 8:
 N/2, 128 x 38: N/8). Usage (repo root, machine idle):
-  .venv/bin/python -m benchmarks.study.env_ab 16000 3 1,8,38 VAR value1,value2
+  .venv/bin/python -m benchmarks.study.env_ab 16000 3 1,8,38 VAR value1,value2 [LAT_REPS]
+LAT_REPS (default 1): latency runs per value, alternated; the summary shows their medians.
 Prints windows/s, cores and peak RSS per drain; medians, ratios to the first value and
 p50/p99 latency per value at the end; JSON on the last line."""
 import json, statistics, sys, tempfile
@@ -16,6 +17,7 @@ n, reps = int(sys.argv[1]), int(sys.argv[2])
 shapes = [int(c) for c in sys.argv[3].split(",")]
 sizes = sys.argv[5].split(",")
 var = sys.argv[4]
+lat_reps = int(sys.argv[6]) if len(sys.argv) > 6 else 1
 out: dict[str, dict[str, object]] = {}
 with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
     for ch in shapes:
@@ -36,14 +38,19 @@ with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
                 print(ch, size, round(rate), {k: round(v, 2) for k, v in cores.items()},
                       f"{peak:.0f} MB", flush=True)
         offered = statistics.median(rates[sizes[0]]) / 2
-        latency = {}
-        for size in sizes:
-            p50, p99 = speed.latency_at(
-                broker.bootstrap, reg, "m", raw[: min(len(raw), 1500)], offered,
-                Path(tmp) / f"{ch}-{size}-lat.log", {var: size},
-            )
-            latency[size] = (p50, p99)
-            print(ch, size, f"latency p50 {p50:.0f} ms, p99 {p99:.0f} ms @ {offered:.0f}/s", flush=True)
+        runs: dict[str, list[tuple[float, float]]] = {s: [] for s in sizes}
+        for rep in range(lat_reps):
+            for size in sizes[rep % len(sizes):] + sizes[: rep % len(sizes)]:
+                p50, p99 = speed.latency_at(
+                    broker.bootstrap, reg, "m", raw[: min(len(raw), 1500)], offered,
+                    Path(tmp) / f"{ch}-{size}-lat.log", {var: size},
+                )
+                runs[size].append((p50, p99))
+                print(ch, size, f"latency p50 {p50:.0f} ms, p99 {p99:.0f} ms @ {offered:.0f}/s", flush=True)
+        latency = {  # medians over the latency runs
+            size: (statistics.median(p for p, _ in r), statistics.median(q for _, q in r))
+            for size, r in runs.items()
+        }
         base = statistics.median(rates[sizes[0]])
         out[f"128x{ch}"] = {
             size: {"windows_per_s": [round(r) for r in rates[size]],

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import orjson
@@ -391,6 +392,59 @@ def test_a_revocation_while_batches_are_in_the_pipeline_keeps_them_all_from_comm
     assert source.commits[0] == {("in", 0): 1}
     assert source.commits[1] == {("in", 0): 2}
     assert source.commits[2] == {("in", 0): 3}, "the revoked partition's record was dropped"
+
+
+def logged_run(loop: WorkerLoop, source: ScriptedSource) -> list[str]:
+    """Runs the loop until the source is drained; the order of its submits and finishes."""
+    events: list[str] = []
+    submit, finish = loop._submit, loop._finish
+
+    def logged_submit(batch: list[InRecord], detector: Detector) -> Any:
+        events.append("submit")
+        return submit(batch, detector)
+
+    def logged_finish(scoring: Any) -> Any:
+        events.append("finish")
+        return finish(scoring)
+
+    loop._submit = logged_submit  # type: ignore[method-assign]
+    loop._finish = logged_finish  # type: ignore[method-assign]
+    loop.run(source.stop)
+    return events
+
+
+def test_while_records_are_queued_two_batches_wait_for_the_scorer_behind_the_one_finished(
+    tiny_detector: Detector,
+) -> None:
+    """A backlog (every batch fills its cap): batch 1 is finished only once 2 and 3 are
+    queued for scoring, so the scorer has work while the main thread encodes, sends and
+    checkpoints; outputs and commits stay in consumption order."""
+    source = ScriptedSource(records(tiny_detector, 12))
+    sink = FakeSink(source.log)
+    events = logged_run(make_loop(source, sink, tiny_detector, max_batch=2), source)
+    assert events[:4] == ["submit", "submit", "submit", "finish"]
+    assert events.count("submit") == events.count("finish") == 6
+    ids = [orjson.loads(r.value or b"")["window_id"] for r in sink.acked if r.topic == "corrected"]
+    assert ids == [f"s/{i}" for i in range(12)]
+    assert source.committed == {("in", 0): 6, ("in", 1): 6}
+
+
+@dataclass
+class TricklingScriptedSource(ScriptedSource):
+    """One record a poll: with no wait, every batch falls short of its cap (keeping up)."""
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[InRecord]:
+        return super().poll(timeout_ms, min(max_records, 1))
+
+
+def test_while_the_loop_keeps_up_each_batch_is_finished_after_one_more_is_queued(
+    tiny_detector: Detector,
+) -> None:
+    source = TricklingScriptedSource(records(tiny_detector, 6))
+    sink = FakeSink(source.log)
+    events = logged_run(make_loop(source, sink, tiny_detector, max_batch=2), source)
+    assert events[:5] == ["submit", "submit", "finish", "submit", "finish"]
+    assert source.committed == {("in", 0): 3, ("in", 1): 3}
 
 
 @dataclass

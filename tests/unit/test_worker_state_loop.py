@@ -149,15 +149,16 @@ def test_a_restored_partition_scores_as_if_the_worker_had_never_stopped(
 def test_no_state_record_is_sent_for_a_partition_revoked_meanwhile(
     tiny_detector: Detector,
 ) -> None:
-    source = ScriptedSource(two_series(tiny_detector, 8), revoke={("in", 1)}, revoke_on_poll=3)
+    source = ScriptedSource(two_series(tiny_detector, 16), revoke={("in", 1)}, revoke_on_poll=5)
     sink = FakeSink(source.log)
     loop = state_loop(source, sink, tiny_detector)
     loop.max_batch = 2
     loop.run(source.stop)
     state: list[OutRecord] = [r for r in sink.sent if r.topic == "state"]
-    # "b" (partition 1) has a state record only from the first batch, checkpointed before
-    # the revocation; the second batch was scored when the revocation came
-    assert [(r.key, r.partition) for r in state].count((b"b", 1)) == 1
+    # Behind (every batch fills its cap), batch k is sent after poll k + 2: "b" (partition 1)
+    # has state records from batches 1 and 2 only, sent before poll 5 reported the
+    # revocation; batches 3 and 4 were in the pipeline then and send none
+    assert [(r.key, r.partition) for r in state].count((b"b", 1)) == 2
     assert set(loop.states.partition_of) == {"a"}
 
 
