@@ -11,8 +11,8 @@ losses are not, and a redelivered window yields the same `event_id`.
 Pipelining, in order: the network (Detector.score/correct) runs on a scoring thread and
 releases the GIL; beside it the main thread polls and decodes the next batch, encodes the
 previous batch's outputs, sends them and checkpoints the one before. While records are
-queued (the last batch filled its cap), two decoded batches wait for the scorer behind the
-one the main thread finishes, so the scorer is not idle while the main thread encodes,
+queued (the last two batches filled their caps), two decoded batches wait for the scorer
+behind the one the main thread finishes, so the scorer is not idle while the main thread encodes,
 sends and checkpoints (make bench: x1.06-1.14 windows/s); while the loop keeps up, one
 does, and a batch is published one collect sooner. Batches are sent and checkpointed
 strictly in consumption order. Backpressure: at most four micro-batches (4 x MAX_BATCH
@@ -139,7 +139,7 @@ class WorkerLoop:
         # per revoked partition, the first offset dropped unprocessed (until reassignment)
         self._dropped_from: dict[TopicPartition, int] = {}
         self._scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vaewatch-score")
-        self._behind = False  # the last batch filled its cap: records are queued
+        self._filled = 0  # consecutive batches that filled their cap (records are queued)
         # per-series state (score tails, episodes): only the one scoring thread touches it
         self.states = states if states is not None else SeriesStates()
         # a partition's install is queued on the scoring thread before any of its records
@@ -195,7 +195,7 @@ class WorkerLoop:
                 break
             if not batch:
                 break  # nothing arrived: return to the caller (it checks stop and lag)
-        self._behind = len(batch) >= cap
+        self._filled = self._filled + 1 if len(batch) >= cap else 0
         self._cap = self._next_cap(cap, batch)
         return batch
 
@@ -467,9 +467,10 @@ class WorkerLoop:
 
     def _depth(self) -> int:
         """Batches queued for scoring behind the one to finish: two while records are queued
-        (the scorer never waits for the main thread), one while the loop keeps up (a batch
-        is published one collect sooner)."""
-        return BEHIND_DEPTH if self._behind else 1
+        (the last two batches filled their caps: the scorer never waits for the main
+        thread), one while the loop keeps up (a batch is published one collect sooner; one
+        full batch after a slow iteration is no backlog yet)."""
+        return BEHIND_DEPTH if self._filled >= 2 else 1
 
     def _drain(
         self, flight: _InFlight | None, scoring: deque[_Scoring], stop: threading.Event

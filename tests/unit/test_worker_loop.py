@@ -416,9 +416,9 @@ def logged_run(loop: WorkerLoop, source: ScriptedSource) -> list[str]:
 def test_while_records_are_queued_two_batches_wait_for_the_scorer_behind_the_one_finished(
     tiny_detector: Detector,
 ) -> None:
-    """A backlog (every batch fills its cap): batch 1 is finished only once 2 and 3 are
-    queued for scoring, so the scorer has work while the main thread encodes, sends and
-    checkpoints; outputs and commits stay in consumption order."""
+    """A backlog (every batch fills its cap): from the second full batch on, a batch is
+    finished only once two more are queued for scoring, so the scorer has work while the
+    main thread encodes, sends and checkpoints; outputs and commits stay in order."""
     source = ScriptedSource(records(tiny_detector, 12))
     sink = FakeSink(source.log)
     events = logged_run(make_loop(source, sink, tiny_detector, max_batch=2), source)
@@ -427,6 +427,23 @@ def test_while_records_are_queued_two_batches_wait_for_the_scorer_behind_the_one
     ids = [orjson.loads(r.value or b"")["window_id"] for r in sink.acked if r.topic == "corrected"]
     assert ids == [f"s/{i}" for i in range(12)]
     assert source.committed == {("in", 0): 6, ("in", 1): 6}
+
+
+def test_two_batches_are_queued_only_after_two_full_batches_in_a_row(
+    tiny_detector: Detector,
+) -> None:
+    """One full batch after a slow iteration is no backlog yet: it keeps the shallow pipeline
+    (a batch published one collect sooner); a second in a row deepens it; a short one ends it."""
+    r = records(tiny_detector, 20)
+    source = FakeSource(r[:12])
+    loop = make_loop(source, FakeSink(source.log), tiny_detector, max_batch=4, start_batch=4)
+    stop = threading.Event()
+    depths = []
+    for queued in (r[:4], r[4:8], r[8:12], r[12:14], r[14:18]):
+        source.records = list(queued)
+        loop.collect(stop)
+        depths.append(loop._depth())
+    assert depths == [1, 2, 2, 1, 1]
 
 
 @dataclass
