@@ -12,9 +12,9 @@ Pipelining, in order: the network (Detector.score/correct) runs on a scoring thr
 releases the GIL; beside it the main thread polls and decodes the next batch, encodes the
 previous batch's outputs, sends them and checkpoints the one before. While records are
 queued (the last two batches filled their caps), two decoded batches wait for the scorer
-behind the one the main thread finishes, so the scorer is not idle while the main thread encodes,
-sends and checkpoints (make bench: x1.06-1.14 windows/s); while the loop keeps up, one
-does, and a batch is published one collect sooner. Batches are sent and checkpointed
+behind the one the main thread finishes, so the scorer is not idle while the main thread
+encodes, sends and checkpoints (same-run A/B: x1.04-1.14 windows/s, README); while the loop
+keeps up, one does, and a batch is published one collect sooner. Batches are sent and checkpointed
 strictly in consumption order. Backpressure: at most four micro-batches (4 x MAX_BATCH
 records) are in memory; when scoring is slower than input, the loop waits for the scorer,
 polls less often, and the consumer's bounded fetch buffers stop growing.
