@@ -19,6 +19,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from kafkaio.partitioner import CachingPartitioner
 from kafkaio.records import InRecord
 from kafkaio.settings import KafkaSettings
 from vwbase.errors import BrokerError
@@ -179,6 +180,7 @@ def producer_config(
         "enable_idempotence": settings.producer_idempotence,
         "linger_ms": 5,
         "batch_size": PRODUCER_BATCH_BYTES,
+        "partitioner": CachingPartitioner(),  # the default's partitions, hashes remembered
         "max_request_size": max(settings.max_message_bytes * 2, 1048576),
         "retries": 2147483647,
         "delivery_timeout_ms": int(delivery_timeout_s * 1000) + 5000,

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,7 @@ __all__ = [  # the codec, and the formats it reads and writes (from schemas.form
 
 _EVENT_NAMESPACE = uuid.UUID("6f0c3c1e-4f57-4d8a-9a55-2f1a3b7e5d10")
 _NUMBER_TYPES = frozenset({float, int, type(None)})
+NARROW_CHANNELS = 8  # up to this many channels, readings are checked by `_narrow`
 _MISSING_HINT = "use null for a missing reading"
 
 # --- hot path: decode -------------------------------------------------------------------
@@ -239,6 +241,38 @@ def _bad_cell(rows: list[list[Any]]) -> InvalidMessage:
     return InvalidMessage("wrong_type", "`values` must hold numbers or null")
 
 
+def _wide(rows: list[list[Any]]) -> np.ndarray:
+    try:
+        checked = _READINGS.validate_python(rows)
+    except ValidationError:
+        raise _bad_cell(rows) from None
+    return np.array(checked, dtype=np.float64)
+
+
+def _narrow(rows: list[list[Any]], n_channels: int) -> np.ndarray:
+    """Few channels: the cells in one flat list, their exact types checked at once (bool is
+    not int here), one conversion (None -> NaN). 128 x 1: 6.5 µs against 16.6 for `_wide`;
+    level at 16 channels, slower beyond (numpy converts a flat list of many floats slower)."""
+    cells = list(chain.from_iterable(rows))
+    if not set(map(type, cells)) <= _NUMBER_TYPES:
+        raise _bad_cell(rows)
+    try:
+        return np.array(cells, dtype=np.float64).reshape(len(rows), n_channels)
+    except OverflowError:  # an integer beyond float range
+        at = next(i for i, c in enumerate(cells) if _overflows(c))
+        raise InvalidMessage(
+            "non_finite", f"values[{at // n_channels}][{at % n_channels}] overflows to infinity"
+        ) from None
+
+
+def _overflows(cell: float | None) -> bool:
+    try:
+        float(cell or 0)
+    except OverflowError:
+        return True
+    return False
+
+
 def _values(rows: object, n_channels: int) -> np.ndarray:
     if not isinstance(rows, list):
         raise InvalidMessage("wrong_type", "`values` must be a list of rows")
@@ -255,11 +289,7 @@ def _values(rows: object, n_channels: int) -> np.ndarray:
             "wrong_shape",
             f"values[{bad}] has {len(rows[bad])} readings, expected {n_channels} (one per channel)",
         )
-    try:
-        checked = _READINGS.validate_python(rows)
-    except ValidationError:
-        raise _bad_cell(rows) from None
-    values = np.array(checked, dtype=np.float64)
+    values = _narrow(rows, n_channels) if n_channels <= NARROW_CHANNELS else _wide(rows)
     if np.isinf(values).any():  # integers beyond float range (orjson itself refuses 1e999)
         row, col = np.argwhere(np.isinf(values))[0]
         raise InvalidMessage("non_finite", f"values[{row}][{col}] overflows to infinity")

@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import schemas.messages as schemas_messages
 from schemas.messages import (
     MAX_STEPS,
+    NARROW_CHANNELS,
     AnomalyEvent,
     CorrectedWindow,
     InvalidMessage,
@@ -158,6 +160,48 @@ def test_bool_and_string_readings_are_located() -> None:
         "values[1][1]: false is a boolean"
     )
     assert reject(with_(values=[["x", 2.0]])).reason.startswith("values[0][0]: 'x' is a string")
+
+
+@pytest.mark.parametrize("n_channels", [2, NARROW_CHANNELS + 1])
+def test_bad_cells_get_the_same_reason_on_narrow_and_wide_windows(n_channels: int) -> None:
+    """Up to NARROW_CHANNELS channels a flat type check runs instead of pydantic's."""
+    names = [f"c{i}" for i in range(n_channels)]
+    for cell, reason in [(True, "true is a boolean"), ("x", "'x' is a string"), ([1.0], "nested")]:
+        row = [1.0] * (n_channels - 1) + [cell]
+        error = reject(with_(channels=names, values=[[0.5] * n_channels, row]))
+        assert error.reason.startswith(f"values[1][{n_channels - 1}]") and reason in error.reason
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(1, NARROW_CHANNELS + 3).flatmap(
+        lambda c: st.lists(
+            st.lists(
+                st.none()
+                | st.floats(allow_nan=False, allow_infinity=False)
+                | st.integers(-(2**63), 2**63 - 1),
+                min_size=c,
+                max_size=c,
+            ),
+            min_size=1,
+            max_size=5,
+        )
+    )
+)
+def test_narrow_and_wide_readings_decode_alike(rows: list[list[float | int | None]]) -> None:
+    """Both paths give the float64 array numpy would (None -> NaN), ints included."""
+    names = [f"c{i}" for i in range(len(rows[0]))]
+    values = decode_window(with_(channels=names, values=rows)).values
+    expected = np.array([[np.nan if c is None else float(c) for c in r] for r in rows])
+    np.testing.assert_array_equal(values, expected)
+    assert values.dtype == np.float64 and values.shape == expected.shape
+
+
+def test_an_integer_beyond_float_range_is_located_on_the_narrow_path() -> None:
+    with pytest.raises(InvalidMessage) as info:  # orjson itself refuses such integers
+        schemas_messages._values([[1.0], [10**400]], 1)
+    error = info.value
+    assert error.error_class == "non_finite" and error.reason.startswith("values[1][0]")
 
 
 def test_nan_inside_an_otherwise_broken_document_is_not_json() -> None:
