@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -131,6 +132,17 @@ def test_state_round_trip_mid_episode_continues_identically() -> None:
     first = run(flags[:5], state)
     restored = SeriesEpisodes.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
     assert first + run(flags[5:], restored, start=5) == whole
+
+
+@pytest.mark.parametrize("flags", ["", "x.", "xxx.x", "xx.xxx...."])
+def test_state_dict_is_asdicts_and_does_not_follow_the_live_state(flags: str) -> None:
+    state = SeriesEpisodes()
+    run(flags, state)
+    saved = state.to_dict()
+    assert saved == dataclasses.asdict(state)
+    frozen = orjson.dumps(saved)
+    run("xxxx", state, start=len(flags))  # the rules change the live state in place
+    assert orjson.dumps(saved) == frozen
 
 
 def test_expire_resolves_an_open_episode() -> None:

@@ -268,6 +268,15 @@ def test_merge_ignores_the_models_rounding_of_untouched_values() -> None:
     assert pairs == [(1, 0)] and values[1, 0] == 5.0
 
 
+@pytest.mark.parametrize("model_channels", [["temperature", "vibration"], ["vibration"]])
+def test_merge_with_nothing_replaced_keeps_the_input(model_channels: list[str]) -> None:
+    window = decode_window(CONTRACT_EXAMPLE)
+    n = len(model_channels)
+    replaced = np.zeros((3, n), dtype=bool)
+    values, pairs = merge_corrected(window, model_channels, np.full((3, n), 7.0), replaced)
+    assert pairs == [] and values.tobytes() == window.values.tobytes()
+
+
 def test_corrected_window_validates_and_nan_score_becomes_null() -> None:
     window = decode_window(CONTRACT_EXAMPLE)
     corrected = encode_corrected(
