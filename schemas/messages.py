@@ -246,7 +246,11 @@ def _wide(rows: list[list[Any]]) -> np.ndarray:
         checked = _READINGS.validate_python(rows)
     except ValidationError:
         raise _bad_cell(rows) from None
-    return np.array(checked, dtype=np.float64)
+    values = np.array(checked, dtype=np.float64)
+    if np.isinf(values).any():  # integers beyond float range (orjson itself refuses 1e999)
+        row, col = np.argwhere(np.isinf(values))[0]
+        raise InvalidMessage("non_finite", f"values[{row}][{col}] overflows to infinity")
+    return values
 
 
 def _narrow(rows: list[list[Any]], n_channels: int) -> np.ndarray:
@@ -280,7 +284,7 @@ def _values(rows: object, n_channels: int) -> np.ndarray:
         raise InvalidMessage("empty", "`values` has no rows")
     if len(rows) > MAX_STEPS:
         raise InvalidMessage("too_large", f"`values` has {len(rows)} rows, limit {MAX_STEPS}")
-    if not all(type(r) is list for r in rows):
+    if set(map(type, rows)) != {list}:
         bad = next(i for i, r in enumerate(rows) if type(r) is not list)
         raise InvalidMessage("wrong_shape", f"values[{bad}] is not a list (one row per step)")
     if set(map(len, rows)) != {n_channels}:
@@ -289,11 +293,7 @@ def _values(rows: object, n_channels: int) -> np.ndarray:
             "wrong_shape",
             f"values[{bad}] has {len(rows[bad])} readings, expected {n_channels} (one per channel)",
         )
-    values = _narrow(rows, n_channels) if n_channels <= NARROW_CHANNELS else _wide(rows)
-    if np.isinf(values).any():  # integers beyond float range (orjson itself refuses 1e999)
-        row, col = np.argwhere(np.isinf(values))[0]
-        raise InvalidMessage("non_finite", f"values[{row}][{col}] overflows to infinity")
-    return values
+    return _narrow(rows, n_channels) if n_channels <= NARROW_CHANNELS else _wide(rows)
 
 
 def _interval(doc: dict[str, Any]) -> int:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.episodes import iso_ms, make_episode_id
@@ -104,7 +104,23 @@ class SeriesEpisodes:
     episode: Episode | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """`dataclasses.asdict(self)` without its generic deep copy (the changelog snapshots
+        every touched series twice a batch): the containers the rules change in place are
+        copied; the window marks are never changed once made."""
+        ep = self.episode
+        return {
+            "applied_end_ms": self.applied_end_ms,
+            "recent": [dict(r) for r in self.recent],
+            "normal_run": self.normal_run,
+            "episode": None
+            if ep is None
+            else {
+                **vars(ep),
+                "models": [list(m) for m in ep.models],
+                "channel_sums": dict(ep.channel_sums),
+                "channel_counts": dict(ep.channel_counts),
+            },
+        }
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> SeriesEpisodes:
