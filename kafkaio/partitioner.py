@@ -2,8 +2,8 @@
 
 kafka-python's `DefaultPartitioner` hashes every record's key with a pure-Python murmur2
 (~2 µs for an 18-byte series id) and sorts the topic's partitions for every record: about 5 µs
-of the worker's main thread per record sent, 4% of it on 128 x 1 windows (py-spy,
-`benchmarks/results/profile-128x1.txt`). Series ids repeat, so the hash is kept per key;
+of the worker's main thread per record sent, 4% of its samples on 128 x 1 windows (py-spy,
+`make bench --profile`, 2026-11-26 21:41Z). Series ids repeat, so the hash is kept per key;
 the partition chosen is the same as the Java client's and kafka-python's (a test compares
 them), so keyed order per series is unchanged. Records without a key go to the default
 partitioner (a random available partition).
