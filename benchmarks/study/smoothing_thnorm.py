@@ -27,25 +27,26 @@ RULES = {
     "max z_th(tri k, tri 2k), POT on max": (thnorm, None),
     "max z_th(tri k, tri 2k), union (> 1)": (thnorm, 1.0),
 }
-RES = {}
-for name, (fn, fixed) in RULES.items():
-    M = []
-    for s in sc.SERIES:
-        cal, test = fn(s)
-        M.append(sc.metrics(test, s["lab"], fixed if fixed is not None else sc.th_pot(cal)))
-    RES[name] = M
-base = RES["box k (shipped before)"]
-print("| rule | AP | half 0 | half 1 | W/L | " + " | ".join(sc.SHORT[d] for d in sc.FAMS) + " | best F1 | ratio | "
-      + " | ".join(f"{sc.SHORT[d]} al" for d in sc.FAMS) + " |")
-for name, M in RES.items():
-    print(sc.row(name, M, base))
-if "--vus" in sys.argv:
-    from vus import vus_many
-    triples, meta = [], []
-    for name, (fn, _) in list(RULES.items())[2:3]:
-        for j, s in enumerate(sc.SERIES):
-            _, test = fn(s); triples.append((sc.clean(test), s["lab"], sc.P[f"te{s['i']}"][:, 0])); meta.append(j)
-    v = vus_many(triples)
-    by = collections.defaultdict(list)
-    for j, x in zip(meta, v): by[sc.SERIES[j]["ds"]].append(x)
-    print("VUS-PR max z_th:", f"{np.mean(v):.3f}", " ".join(f"{sc.SHORT[d]} {np.mean(by[d]):.3f}" for d in sc.FAMS))
+if __name__ == "__main__":
+    RES = {}
+    for name, (fn, fixed) in RULES.items():
+        M = []
+        for s in sc.SERIES:
+            cal, test = fn(s)
+            M.append(sc.metrics(test, s["lab"], fixed if fixed is not None else sc.th_pot(cal)))
+        RES[name] = M
+    base = RES["box k (shipped before)"]
+    print("| rule | AP | half 0 | half 1 | W/L | " + " | ".join(sc.SHORT[d] for d in sc.FAMS) + " | best F1 | ratio | "
+          + " | ".join(f"{sc.SHORT[d]} al" for d in sc.FAMS) + " |")
+    for name, M in RES.items():
+        print(sc.row(name, M, base))
+    if "--vus" in sys.argv:
+        from vus import vus_many
+        triples, meta = [], []
+        for name, (fn, _) in list(RULES.items())[2:3]:
+            for j, s in enumerate(sc.SERIES):
+                _, test = fn(s); triples.append((sc.clean(test), s["lab"], sc.P[f"te{s['i']}"][:, 0])); meta.append(j)
+        v = vus_many(triples)
+        by = collections.defaultdict(list)
+        for j, x in zip(meta, v): by[sc.SERIES[j]["ds"]].append(x)
+        print("VUS-PR max z_th:", f"{np.mean(v):.3f}", " ".join(f"{sc.SHORT[d]} {np.mean(by[d]):.3f}" for d in sc.FAMS))

@@ -15,17 +15,8 @@ Usage (repo root): nice -n 5 .venv/bin/python benchmarks/study/spot_screen.py [q
 import sys, os, collections, time
 sys.path.insert(0, os.path.dirname(__file__))
 import smoothing_screen as sc
+from smoothing_thnorm import thnorm  # the shipped score: two scales in threshold units
 import numpy as np
-
-
-def thnorm(s, mults=(1.0, 2.0)):
-    cals, tests = [], []
-    for m in mults:
-        cal, test = sc.single(s, "tri_exact", m)
-        c = cal[np.isfinite(cal)]; med = float(np.median(c)); th = sc.th_pot(cal)
-        d = max(th - med, 1e-12)
-        cals.append((cal - med) / d); tests.append((test - med) / d)
-    return np.fmax.reduce(cals), np.fmax.reduce(tests)
 
 
 def fin(x):
