@@ -7,13 +7,17 @@ host: cutting sub-windows, overlap-adding them, the correction's bookkeeping)? W
 host<->device copies take? Does the worker, one Python process per consumer, scale with
 processes in one consumer group on many cores?
 
-  compute  Detector.score + correct of the shipped architecture (64-step model window; a
-           128-step message is 2 tiles of 64 steps), fp32 and bf16 autocast, batches of 256 to
-           16,384 windows: windows/s and network sub-windows/s (score and correction passes),
-           median of repeats with the device synchronised around each. Beside it the network
-           alone (the score pass's sub-windows already on the device, same chunks) and where
-           one score + correct spends its time: host preparation, host->device copy, network,
-           device->host copy, the rest on the host (aggregation, correction bookkeeping).
+  compute  The worker's scoring work (`Detector.stateless`: point scores + correction, then
+           `window_scores`) of the shipped architecture (64-step model window; a 128-step
+           message is 2 tiles of 64 steps), fp32 and bf16 autocast, batches of 256 to 16,384
+           windows, on two paths (--paths): `host`, numpy around the network, and `device`,
+           every array on the device (`vaecore.resident`, the worker's path on CUDA).
+           Windows/s and network sub-windows/s (score and correction passes), median of
+           repeats with the device synchronised around each. Beside it the network alone (the
+           score pass's sub-windows already on the device, same chunks) and where the time
+           goes: host preparation, host->device copy, network, device->host copy and the rest
+           (host path: aggregation and correction bookkeeping in numpy; device path: all but
+           the network).
   worker   `python -m vaewatch worker` x1 and xN in one consumer group on the embedded Tansu
            broker (benchmarks.speed's helpers), N input partitions for both: the drain rate of
            a pre-filled backlog, counted from the moment every worker is ready (all of them
@@ -71,12 +75,14 @@ from benchmarks.speed import (
 )
 from kafkaio.client import PRODUCER_BATCH_BYTES
 from vaecore import Detector
+from vaecore.detector import sub_window_starts
 from vaecore.device import autocast_for, select_device
 from vaewatch.logs import configure_logging
 from vwbase.errors import VaewatchError
 
 SHAPES = ((128, 1), (128, 8), (128, 38))
 PRECISIONS = ("fp32", "bf16")
+PATHS = ("host", "device")
 MB = 1024 * 1024
 
 
@@ -145,14 +151,13 @@ class StagedDetector(Detector):
 
     stage_s: dict[str, float] = field(default_factory=dict)
     subwindows: int = 0  # through the network since reset(): score and correction passes
-    score_pass: np.ndarray | None = None  # the first pass's normalised sub-windows
 
     @classmethod
     def of(cls, detector: Detector) -> StagedDetector:
         return cls(**{f.name: getattr(detector, f.name) for f in fields(Detector)})
 
     def reset(self) -> None:
-        self.stage_s, self.subwindows, self.score_pass = {}, 0, None
+        self.stage_s, self.subwindows = {}, 0
 
     @contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -160,12 +165,6 @@ class StagedDetector(Detector):
         yield
         sync(self.device)
         self.stage_s[name] = self.stage_s.get(name, 0.0) + time.perf_counter() - started
-
-    def _forward(self, normalised: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self.score_pass is None:
-            self.score_pass = normalised
-        self.subwindows += len(normalised)
-        return super()._forward(normalised)
 
     def _prepare(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with self._stage("host_prepare"):
@@ -178,6 +177,7 @@ class StagedDetector(Detector):
     def _sampled_nll(
         self, x_in: torch.Tensor, x: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self.subwindows += len(x)
         with self._stage("network"):
             return super()._sampled_nll(x_in, x)
 
@@ -188,26 +188,39 @@ class StagedDetector(Detector):
             return super()._download(outputs)
 
 
-def score_and_correct(detector: Detector, windows: list[np.ndarray]) -> None:
-    detector.correct(windows, detector.score(windows))
+def score_and_correct(detector: Detector, windows: list[np.ndarray], path: str = "host") -> None:
+    """What the worker's scoring does with a batch, on `path` (host | device)."""
+    points, _ = detector.stateless(windows, on_device=path == "device")
+    detector.window_scores(points)
 
 
-def stage_shares(detector: Detector, windows: list[np.ndarray]) -> tuple[dict[str, float], Any]:
-    """Shares of one score + correct per stage (two timed calls after a warm-up), the
-    sub-windows one call sends through the network, and the score pass's sub-windows."""
+def score_pass(detector: Detector, windows: list[np.ndarray]) -> np.ndarray:
+    """The score pass's normalised sub-windows (N, W, C), as both paths cut them."""
+    stack = detector.scaler.transform(np.stack(windows))
+    starts = np.asarray(sub_window_starts(stack.shape[1], detector.window, detector.stride or 1))
+    cut = stack[:, starts[:, None] + np.arange(detector.window)]
+    return cut.reshape(-1, detector.window, stack.shape[2])
+
+
+def stage_shares(
+    detector: Detector, windows: list[np.ndarray], path: str
+) -> tuple[dict[str, float], float]:
+    """Shares of one call per stage (two timed calls after a warm-up) and the sub-windows
+    one call sends through the network. The device path has no host stages: its rest is
+    everything but the network."""
     staged = StagedDetector.of(detector)
-    score_and_correct(staged, windows)
+    score_and_correct(staged, windows, path)
     staged.reset()
     total = 0.0
     for _ in range(2):
         sync(staged.device)
         started = time.perf_counter()
-        score_and_correct(staged, windows)
+        score_and_correct(staged, windows, path)
         sync(staged.device)
         total += time.perf_counter() - started
     shares = {stage: s / total for stage, s in staged.stage_s.items()}
     shares["host_other"] = max(0.0, 1.0 - sum(shares.values()))
-    return shares, (staged.subwindows / 2, staged.score_pass)
+    return shares, staged.subwindows / 2
 
 
 def network_alone_s(detector: Detector, subwindows: np.ndarray, budget_s: float) -> float:
@@ -227,37 +240,76 @@ def network_alone_s(detector: Detector, subwindows: np.ndarray, budget_s: float)
         return median_s(run, detector.device, budget_s)
 
 
-def compute_row(detector: Detector, shape: tuple[int, int], batch: int, budget_s: float) -> Any:
-    window, channels = shape
-    windows = list(synthetic(batch, window, channels, seed=3))
-    seconds = median_s(lambda: score_and_correct(detector, windows), detector.device, budget_s)
-    shares, (subwindows, score_pass) = stage_shares(detector, windows)
-    net_s = network_alone_s(detector, score_pass, budget_s)
+def compute_row(
+    detector: Detector, windows: list[np.ndarray], path: str, net_s: float, budget_s: float
+) -> Any:
+    batch, (window, channels) = len(windows), windows[0].shape
+    seconds = median_s(
+        lambda: score_and_correct(detector, windows, path), detector.device, budget_s
+    )
+    shares, subwindows = stage_shares(detector, windows, path)
     return {
         "shape": f"{window}x{channels}",
+        "path": path,
         "precision": detector.precision,
         "batch": batch,
         "windows_per_s": batch / seconds,
         "subwindows_per_window": subwindows / batch,
         "subwindows_per_s": subwindows / seconds,
         "network_alone_windows_per_s": batch / net_s,
-        "network_alone_subwindows_per_s": len(score_pass) / net_s,
+        "network_alone_subwindows_per_s": len(score_pass(detector, windows)) / net_s,
         "shares": shares,
     }
 
 
-def compute_rows(base: Detector, shape: tuple[int, int], budget: Budget) -> list[Any]:
+def path_agreement(detector: Detector, windows: list[np.ndarray]) -> dict[str, float]:
+    """How far the device path's results are from the host path's on this device: largest
+    relative differences of step scores and corrected values, and points flagged or
+    replaced by one path only (a score within rounding of its threshold can flip)."""
+    host_points, host_fixes = detector.stateless(windows, on_device=False)
+    points, fixes = detector.stateless(windows, on_device=True)
+
+    def rel(a: np.ndarray, b: np.ndarray) -> float:
+        both = np.isfinite(a) & np.isfinite(b)
+        return float(np.max(np.abs(a[both] - b[both]) / np.maximum(np.abs(a[both]), 1e-6)))
+
+    return {
+        "windows": len(windows),
+        "raw_step_max_rel": max(
+            rel(a.raw_step, b.raw_step) for a, b in zip(host_points, points, strict=True)
+        ),
+        "values_max_rel": max(
+            rel(a.values, b.values) for a, b in zip(host_fixes, fixes, strict=True)
+        ),
+        "flagged_differ": int(
+            sum((a.flagged != b.flagged).sum() for a, b in zip(host_points, points, strict=True))
+        ),
+        "flagged": int(sum(a.flagged.sum() for a in host_points)),
+        "replaced_differ": int(
+            sum((a.replaced != b.replaced).sum() for a, b in zip(host_fixes, fixes, strict=True))
+        ),
+    }
+
+
+def compute_rows(
+    base: Detector, shape: tuple[int, int], budget: Budget, paths: tuple[str, ...] = PATHS
+) -> list[Any]:
+    """Per precision and batch, each path on the same windows, one after the other: the
+    paths' ratio comes from one run on one machine."""
     rows = []
     for precision in PRECISIONS:
         detector = replace(base, precision=precision)
         for batch in budget.batches:
-            row = compute_row(detector, shape, batch, budget.timing_s)
-            log(
-                f"compute {row['shape']} {precision} batch {batch}: "
-                f"{row['windows_per_s']:,.0f} windows/s, network alone "
-                f"{row['network_alone_windows_per_s']:,.0f}"
-            )
-            rows.append(row)
+            windows = list(synthetic(batch, shape[0], shape[1], seed=3))
+            net_s = network_alone_s(detector, score_pass(detector, windows), budget.timing_s)
+            for path in paths:
+                row = compute_row(detector, windows, path, net_s, budget.timing_s)
+                log(
+                    f"compute {row['shape']} {path} {precision} batch {batch}: "
+                    f"{row['windows_per_s']:,.0f} windows/s, network alone "
+                    f"{row['network_alone_windows_per_s']:,.0f}"
+                )
+                rows.append(row)
     return rows
 
 
@@ -515,7 +567,8 @@ def table(results: dict[str, Any]) -> str:
     for r in results["compute"]:
         s = r["shares"]
         lines.append(
-            f"| {r['shape']} | score+correct | {r['precision']} | {r['batch']:,} "
+            f"| {r['shape']} | score+correct ({r.get('path', 'host')}) | {r['precision']} "
+            f"| {r['batch']:,} "
             f"| {r['windows_per_s']:,.0f} | {r['subwindows_per_s']:,.0f} "
             f"| {r['network_alone_windows_per_s']:,.0f} | {pct(s.get('network', 0))} "
             f"| {pct(s.get('h2d', 0))} | {pct(s.get('d2h', 0))} "
@@ -536,7 +589,8 @@ def table(results: dict[str, Any]) -> str:
         "",
         *([f"fp32 on CUDA: cuDNN TF32 convolutions allowed = {tf32}."] if tf32 is not None else []),
         "network/H2D/D2H/host: shares of one score + correct (device synchronised per stage);",
-        "host rest = sub-window aggregation and correction bookkeeping in numpy. Sub-windows/s",
+        "rest = host path: aggregation and correction bookkeeping in numpy; device path",
+        "(vaecore.resident, the worker's on CUDA): all but the network. Sub-windows/s",
         "count score and correction passes; network alone = score pass on device-resident input.",
         "worker: drain rate from all-ready (auto precision, worker defaults), latency = produce",
         "-> corrected-window publish at 50%/90% of it, (sent/s) as one producer reached it;",
@@ -574,6 +628,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, help="torch threads on CPU (see cpu_threads)")
     parser.add_argument(
+        "--paths",
+        default=",".join(PATHS),
+        help="scoring paths of the compute rows: host (numpy around the network), device "
+        "(every array on the device, the worker's on CUDA); default both",
+    )
+    parser.add_argument(
         "--max-minutes",
         type=float,
         default=8.0,
@@ -594,6 +654,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         budget = replace(budget, timing_s=args.timing_s)
     args.budget = budget
     args.shape_list = [parse_shape(s) for s in args.shapes.split(",")]
+    args.paths = tuple(args.paths.split(","))
+    if not set(args.paths) <= set(PATHS):
+        parser.error(f"--paths: choose from {', '.join(PATHS)}")
     return args
 
 
@@ -628,7 +691,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.net_chunk:
             detector = replace(detector, max_batch=args.net_chunk)
         detectors[shape] = detector
-        results["compute"] += compute_rows(detector, shape, args.budget)
+        windows = list(synthetic(256, shape[0], shape[1], seed=4))
+        agreement = {"shape": f"{shape[0]}x{shape[1]}", **path_agreement(detector, windows)}
+        log(f"device path against host path: {agreement}")
+        results.setdefault("path_agreement", []).append(agreement)
+        results["compute"] += compute_rows(detector, shape, args.budget, args.paths)
         write(results, args.out)
     if device.type == "cuda":
         torch.cuda.empty_cache()  # the workers want the memory

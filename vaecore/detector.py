@@ -42,6 +42,8 @@ from schemas.manifest import ModelManifest
 from vaecore.device import PRECISIONS, autocast_for, select_device, to_device
 from vaecore.fit import prepare_batch
 from vaecore.network import ConvVAE, gaussian_nll
+from vaecore.resident import DeviceModel, GroupResult
+from vaecore.resident import score_and_correct as score_and_correct_on_device
 from vaecore.scaler import ChannelScaler
 from vaecore.smoothing import MAX_SPAN, Scale, ScoreHistory, SeriesLink, Smoother
 from vaecore.unscored import below_all
@@ -421,6 +423,48 @@ class Detector:
                 out[i] = (point[j], raw_step[j], channel[j], flagged[j])
         return out
 
+    def stateless(
+        self, windows: Sequence[np.ndarray], rounds: int = 3, on_device: bool | None = None
+    ) -> tuple[list[PointScores], list[Correction]]:
+        """`point_scores` and `correct` of the same windows: what needs no series state.
+
+        `on_device` (None: on CUDA) keeps every array on the model's device from upload to
+        results (`vaecore.resident`); otherwise the host path, numpy around the network."""
+        if not (self.device.type == "cuda" if on_device is None else on_device):
+            scored = self.point_scores(windows)
+            return scored, self.correct(windows, scored, rounds)
+        if not windows:
+            return [], []
+        self._check(windows)
+        points: list[PointScores] = [None] * len(windows)  # type: ignore[list-item]
+        corrections: list[Correction] = [None] * len(windows)  # type: ignore[list-item]
+        model = self._device_model()
+        with torch.inference_mode():
+            for index in _by_length_and_dtype(windows):
+                length = len(windows[index[0]])
+                starts = sub_window_starts(length, self.window, int(self.stride or 1))
+                stack = np.stack([windows[i] for i in index])  # one dtype: corrections keep it
+                group = score_and_correct_on_device(model, stack, starts, rounds)
+                for j, i in enumerate(index):
+                    points[i], corrections[i] = _window_of(group, j)
+        return points, corrections
+
+    def _device_model(self) -> DeviceModel:
+        def tensor(values: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(values, dtype=torch.float64, device=self.device)
+
+        return DeviceModel(
+            forward=self._sampled_nll,
+            network_context=lambda: autocast_for(self.device, self.precision),
+            center=tensor(self.scaler.center),
+            scale=tensor(self.scaler.scale),
+            point_threshold=tensor(self.active_thresholds.point),
+            window=self.window,
+            stride=int(self.stride or 1),
+            max_batch=self.max_batch,
+            error_score=self.score_kind == "error",
+        )
+
     def correct(
         self, windows: Sequence[np.ndarray], scores: Sequence[Reconstruction], rounds: int = 3
     ) -> list[Correction]:
@@ -442,3 +486,21 @@ class Detector:
                 r = replaced[i]
                 current[i][r] = expected[r].astype(current[i].dtype)
         return [Correction(v, r) for v, r in zip(current, replaced, strict=True)]
+
+
+def _by_length_and_dtype(windows: Sequence[np.ndarray]) -> list[list[int]]:
+    groups: dict[tuple[int, str], list[int]] = {}
+    for i, w in enumerate(windows):
+        groups.setdefault((len(w), w.dtype.str), []).append(i)
+    return list(groups.values())
+
+
+def _window_of(group: GroupResult, j: int) -> tuple[PointScores, Correction]:
+    """Window j of a device-path group, as the host path returns it."""
+    g = group
+    return (
+        PointScores(
+            g.point[j], g.raw_step[j], g.channel[j], g.expected[j], g.expected_std[j], g.flagged[j]
+        ),
+        Correction(g.values[j], g.replaced[j]),
+    )

@@ -78,9 +78,9 @@ class ScorerError(VaewatchError):
 
 def compute_stateless(detector: Detector, windows: list[np.ndarray]) -> Stateless:
     """Point scores and corrections: the network's work, which needs no per-series state.
-    The thread path and the scoring process both run exactly this."""
-    points = detector.point_scores(windows)
-    return points, detector.correct(windows, points)
+    The thread path and the scoring process both run exactly this (on CUDA, every array
+    stays on the device: `vaecore.resident`)."""
+    return detector.stateless(windows)
 
 
 # --- the child ---------------------------------------------------------------------------

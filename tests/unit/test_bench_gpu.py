@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.gpu import PRECISIONS, StagedDetector, parse_shape, score_and_correct
+from benchmarks.gpu import (
+    PATHS,
+    PRECISIONS,
+    StagedDetector,
+    parse_shape,
+    score_and_correct,
+    score_pass,
+)
 from benchmarks.speed import build_detector, drain_rate, latency_ms, synthetic
 from vaecore.device import autocast_for
 
@@ -22,22 +29,29 @@ REPO = Path(__file__).resolve().parents[2]
 SHAPES = ("128x1", "128x8", "128x38")
 
 
-def test_quick_cpu_run_prints_one_row_per_shape_precision_and_batch(tmp_path: Path) -> None:
+def test_quick_cpu_run_prints_one_row_per_shape_path_precision_and_batch(tmp_path: Path) -> None:
     out = tmp_path / "gpu.json"
     cmd = [sys.executable, "-m", "benchmarks.gpu", "--device", "cpu", "--quick", "--skip-worker"]
     cmd += ["--batches", "8,16", "--timing-s", "0.01", "--out", str(out)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = [line for line in done.stdout.splitlines() if "| score+correct |" in line]
-    expected = {(s, p, b) for s in SHAPES for p in PRECISIONS for b in ("8", "16")}
-    assert {tuple(c.strip() for c in r.split("|")[1:5:]) for r in rows} == {
-        (s, "score+correct", p, b) for s, p, b in expected
+    rows = [line for line in done.stdout.splitlines() if "| score+correct (" in line]
+    expected = {
+        (s, f"score+correct ({path})", p, b)
+        for s in SHAPES
+        for path in PATHS
+        for p in PRECISIONS
+        for b in ("8", "16")
     }
+    assert {tuple(c.strip() for c in r.split("|")[1:5]) for r in rows} == expected
     assert done.stdout.rstrip().splitlines()[-1].startswith("(short)")  # the table comes last
     results = json.loads(out.read_text())
     assert results["device"] == "cpu"
     assert "worker" not in results
     assert len(results["compute"]) == len(expected)
+    for agreement in results["path_agreement"]:  # on one CPU the two paths agree closely
+        assert agreement["flagged"] > 0 and agreement["flagged_differ"] == 0, agreement
+        assert agreement["replaced_differ"] == 0 and agreement["raw_step_max_rel"] < 1e-4
     for row in results["compute"]:
         for key in ("windows_per_s", "subwindows_per_s", "network_alone_windows_per_s"):
             assert row[key] > 0, (row, key)
@@ -56,8 +70,11 @@ def test_staged_detector_times_every_stage_and_scores_the_same() -> None:
         np.testing.assert_array_equal(a.point, b.point)
     assert set(staged.stage_s) == {"host_prepare", "h2d", "network", "d2h"}
     assert staged.subwindows == 6 * 2  # 128 steps = 2 tiles of the 64-step model
-    assert staged.score_pass is not None and staged.score_pass.shape == (12, 64, 2)
-    score_and_correct(staged, windows)  # the correction passes go through the same stages
+    assert score_pass(detector, windows).shape == (12, 64, 2)
+    for path in PATHS:  # the correction passes go through the same network stage
+        staged.reset()
+        score_and_correct(staged, windows, path)
+        assert staged.subwindows >= 12 and staged.stage_s["network"] > 0
 
 
 def test_precision_fp32_and_bf16_on_cpu_and_unknown_refused() -> None:
