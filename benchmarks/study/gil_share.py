@@ -20,7 +20,14 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks import profile
-from benchmarks.speed import build_detector, fill_topic, messages, publish_model, read_timestamps, start_worker
+from benchmarks.speed import (
+    build_detector,
+    fill_topic,
+    messages,
+    publish_model,
+    read_timestamps,
+    start_worker,
+)
 from worker.broker import EmbeddedBroker
 
 SECONDS, RATE_HZ = 8, 200
@@ -54,28 +61,56 @@ def main() -> None:
         publish_model(build_detector(128, channels), registry, "gil")
         tag = uuid.uuid4().hex[:8]
         raw = messages(2000, 128, channels, prefix=tag)
-        fill_topic(broker.bootstrap, f"in-{tag}", [raw[i % len(raw)] for i in range(int(8000 * 16 / channels ** 0.5))])
-        proc = start_worker(broker.bootstrap, registry, "gil", tag, Path(tmp) / "w.log", {"VAEWATCH_SCORER": scorer})
+        fill_topic(
+            broker.bootstrap,
+            f"in-{tag}",
+            [raw[i % len(raw)] for i in range(int(8000 * 16 / channels**0.5))],
+        )
+        proc = start_worker(
+            broker.bootstrap, registry, "gil", tag, Path(tmp) / "w.log", {"VAEWATCH_SCORER": scorer}
+        )
         try:
             read_timestamps(broker.bootstrap, f"co-{tag}", 1, timeout_s=120)
-            base = [spy, "record", "--pid", str(proc.pid), "--duration", str(SECONDS), "--rate", str(RATE_HZ),
-                    "--format", "raw", "--threads", "--nonblocking"]
-            wall = subprocess.Popen([*base, "--idle", "--output", f"{tmp}/wall.txt"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            gil = subprocess.Popen([*base, "--gil", "--output", f"{tmp}/gil.txt"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            base = [
+                spy,
+                "record",
+                "--pid",
+                str(proc.pid),
+                "--duration",
+                str(SECONDS),
+                "--rate",
+                str(RATE_HZ),
+                "--format",
+                "raw",
+                "--threads",
+                "--nonblocking",
+            ]
+            wall = subprocess.Popen(
+                [*base, "--idle", "--output", f"{tmp}/wall.txt"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            gil = subprocess.Popen(
+                [*base, "--gil", "--output", f"{tmp}/gil.txt"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             wall.wait(60), gil.wait(60)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
         wall_raw, gil_raw = Path(f"{tmp}/wall.txt").read_text(), Path(f"{tmp}/gil.txt").read_text()
-        Path("/tmp/gil-wall.txt").write_text(wall_raw)
     (w, ws), (g, gs) = counts(wall_raw), counts(gil_raw)
-    ticks = SECONDS * RATE_HZ
-    print(f"128x{channels} scorer={scorer}: lock held in {sum(g.values()) / ticks:.2f} of {ticks} ticks")
+    ticks = SECONDS * RATE_HZ  # the samplers may miss ticks under load: shares are of all
+    print(
+        f"128x{channels} scorer={scorer}: lock held in {sum(g.values()) / ticks:.2f} of {ticks} ticks"
+    )
     for name, n in w.most_common():
         print(f"  {name[:70]:70s} wall {n / ticks:.2f}  holds lock {g.get(name, 0) / ticks:.2f}")
     for (role, stage), n in sorted(ws.items()):
-        print(f"  {role:8s} {stage:32s} wall {n / ticks:.3f}  holds lock {gs.get((role, stage), 0) / ticks:.3f}")
-    """(the samplers may miss ticks under load: shares are of SECONDS * RATE_HZ)"""
+        print(
+            f"  {role:8s} {stage:32s} wall {n / ticks:.3f}  holds lock {gs.get((role, stage), 0) / ticks:.3f}"
+        )
 
 
 if __name__ == "__main__":
