@@ -102,15 +102,13 @@ def main() -> None:
         wall_raw, gil_raw = Path(f"{tmp}/wall.txt").read_text(), Path(f"{tmp}/gil.txt").read_text()
     (w, ws), (g, gs) = counts(wall_raw), counts(gil_raw)
     ticks = SECONDS * RATE_HZ  # the samplers may miss ticks under load: shares are of all
-    print(
-        f"128x{channels} scorer={scorer}: lock held in {sum(g.values()) / ticks:.2f} of {ticks} ticks"
-    )
+    held = sum(g.values()) / ticks
+    print(f"128x{channels} scorer={scorer}: lock held in {held:.2f} of {ticks} ticks")
     for name, n in w.most_common():
         print(f"  {name[:70]:70s} wall {n / ticks:.2f}  holds lock {g.get(name, 0) / ticks:.2f}")
     for (role, stage), n in sorted(ws.items()):
-        print(
-            f"  {role:8s} {stage:32s} wall {n / ticks:.3f}  holds lock {gs.get((role, stage), 0) / ticks:.3f}"
-        )
+        holds = gs.get((role, stage), 0) / ticks
+        print(f"  {role:8s} {stage:32s} wall {n / ticks:.3f}  holds lock {holds:.3f}")
 
 
 if __name__ == "__main__":
