@@ -27,7 +27,9 @@ from torch import Tensor
 from vaecore.fit import CLIP
 
 Forward = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
-RESIDENT_CHUNK = 4096  # windows on the device at once: bounds memory for any batch
+# points (steps x channels) of raw windows on the device at once: ~100 bytes of device
+# memory each at the peak (inputs, sub-windows, network outputs, sums, results), so < 1 GB
+RESIDENT_POINTS = 1 << 23
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,12 @@ class GroupResult:
 def score_and_correct(
     model: DeviceModel, windows: np.ndarray, starts: Sequence[int], rounds: int
 ) -> GroupResult:
-    """(n, L, C) raw windows of one length, sub-windows at `starts` -> their results."""
+    """(n, L, C) raw windows of one length, sub-windows at `starts` -> their results, in
+    chunks of at most RESIDENT_POINTS points (one window at least)."""
+    chunk = max(1, RESIDENT_POINTS // (windows.shape[1] * windows.shape[2]))
     parts = [
-        _score_chunk(model, windows[i : i + RESIDENT_CHUNK], starts, rounds)
-        for i in range(0, len(windows), RESIDENT_CHUNK)
+        _score_chunk(model, windows[i : i + chunk], starts, rounds)
+        for i in range(0, len(windows), chunk)
     ]
     if len(parts) == 1:
         return parts[0]

@@ -107,7 +107,7 @@ def test_chunks_of_windows_give_the_results_of_one_chunk(monkeypatch: pytest.Mon
     det = detector(WINDOW)
     windows = windows_with_trouble()
     whole = det.stateless(windows, on_device=True)
-    monkeypatch.setattr(resident, "RESIDENT_CHUNK", 4)
+    monkeypatch.setattr(resident, "RESIDENT_POINTS", 4 * 64 * CHANNELS)  # 4 windows of 64
     chunked = det.stateless(windows, on_device=True)
     for one, other in zip(whole[0] + whole[1], chunked[0] + chunked[1], strict=True):  # type: ignore[operator]
         assert_same(one, other)
