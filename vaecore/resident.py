@@ -27,8 +27,9 @@ from torch import Tensor
 from vaecore.fit import CLIP
 
 Forward = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
-# points (steps x channels) of raw windows on the device at once: ~100 bytes of device
-# memory each at the peak (inputs, sub-windows, network outputs, sums, results), so < 1 GB
+# points (steps x channels) of raw windows on the device at once: ~130 bytes each at the
+# peak (inputs, sub-windows, network outputs, sums, results; 1.06 GB for 2^23 points of
+# 128 x 38 windows, measured on CPU), so about 1 GB of device memory
 RESIDENT_POINTS = 1 << 23
 
 
