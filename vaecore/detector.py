@@ -181,6 +181,11 @@ class Detector:
         return Smoother(self.scales or (Scale(self.smoothing),))
 
     @property
+    def scores_on_device(self) -> bool:
+        """Whether `stateless` keeps every array on the device by default (on CUDA)."""
+        return self.device.type == "cuda"
+
+    @property
     def active_thresholds(self) -> Thresholds:
         return self.thresholds or Thresholds.never(len(self.channels))
 
@@ -430,7 +435,7 @@ class Detector:
 
         `on_device` (None: on CUDA) keeps every array on the model's device from upload to
         results (`vaecore.resident`); otherwise the host path, numpy around the network."""
-        if not (self.device.type == "cuda" if on_device is None else on_device):
+        if not (self.scores_on_device if on_device is None else on_device):
             scored = self.point_scores(windows)
             return scored, self.correct(windows, scored, rounds)
         if not windows:

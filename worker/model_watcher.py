@@ -128,6 +128,8 @@ class ModelWatcher:
             previous=old.version if old else None,
             channels=len(detector.channels),
             window=detector.window,
+            device=str(detector.device),
+            scoring_path="device" if detector.scores_on_device else "host",
         )
         self.on_result("loaded", detector.version, "")
         return True

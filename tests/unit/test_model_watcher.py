@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from modelstore.registry import Registry
 from tests.model_factory import publish
@@ -23,7 +24,10 @@ def test_the_alias_moving_swaps_in_the_new_version(tiny_detector: Detector, tmp_
     publish(tiny_detector, tmp_path, "default")
     results: list[str] = []
     w = watcher(tmp_path, results)
-    assert w.check_once()
+    with capture_logs() as logs:
+        assert w.check_once()
+    [loaded] = [e for e in logs if e["event"] == "model_loaded"]
+    assert (loaded["device"], loaded["scoring_path"]) == ("cpu", "host")  # on CUDA: device
     version = publish(tiny_detector, tmp_path, "default")
     assert w.check_once()
     current = w.current()
