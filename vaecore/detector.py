@@ -46,6 +46,7 @@ from vaecore.resident import DeviceModel, GroupResult
 from vaecore.resident import score_and_correct as score_and_correct_on_device
 from vaecore.scaler import ChannelScaler
 from vaecore.smoothing import MAX_SPAN, Scale, ScoreHistory, SeriesLink, Smoother
+from vaecore.tiling import overlap_slices
 from vaecore.unscored import below_all
 
 
@@ -279,21 +280,15 @@ class Detector:
     def _overlap_add(
         self, parts: np.ndarray, starts: np.ndarray, length: int
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(3, n, S, W, C) sub-window NLL/mean/logvar -> per window (NLL, mean, std), averaged.
-
-        Tiled scoring (stride == window): the end-aligned last sub-window only fills the
-        steps no aligned sub-window covers, so every other step depends on its own aligned
-        sub-window alone, however long the array it arrived in.
-        """
+        """(3, n, S, W, C) sub-window NLL/mean/logvar -> per window (NLL, mean, std), averaged
+        over the sub-windows covering each step (`vaecore.tiling.overlap_slices`: tiled, each
+        step depends on one sub-window alone)."""
         acc = np.zeros((3, parts.shape[1], length, parts.shape[4]), dtype=np.float32)
         count = np.zeros((length, 1), dtype=np.float32)
-        tiled = self.stride == self.window
-        covered = 0  # steps already covered by earlier sub-windows
-        for j, start in enumerate(starts):
-            skip = max(0, covered - start) if tiled else 0
-            acc[:, :, start + skip : start + self.window] += parts[:, :, j, skip:]
-            count[start + skip : start + self.window] += 1
-            covered = start + self.window
+        slices = overlap_slices(starts.tolist(), self.window, self.stride == self.window)
+        for j, (start, (skip, lo)) in enumerate(zip(starts, slices, strict=True)):
+            acc[:, :, lo : start + self.window] += parts[:, :, j, skip:]
+            count[lo : start + self.window] += 1
         acc /= count
         expected = self.scaler.inverse_transform(acc[1])  # float64, raw units
         std = np.exp(0.5 * acc[2].astype(np.float64)) * self.scaler.scale

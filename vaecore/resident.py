@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from vaecore.fit import CLIP
+from vaecore.tiling import overlap_slices
 
 Forward = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
 # points (steps x channels) of raw windows on the device at once: ~130 bytes each at the
@@ -176,12 +177,9 @@ def _overlap_add(
         (3, parts.shape[1], length, parts.shape[4]), dtype=torch.float32, device=parts.device
     )
     count = torch.zeros((length, 1), dtype=torch.float32, device=parts.device)
-    tiled = model.stride == model.window
-    covered = 0
-    for j, start in enumerate(starts):
-        skip = max(0, covered - start) if tiled else 0
-        acc[:, :, start + skip : start + model.window] += parts[:, :, j, skip:]
-        count[start + skip : start + model.window] += 1
-        covered = start + model.window
+    slices = overlap_slices(starts, model.window, model.stride == model.window)
+    for j, (start, (skip, lo)) in enumerate(zip(starts, slices, strict=True)):
+        acc[:, :, lo : start + model.window] += parts[:, :, j, skip:]
+        count[lo : start + model.window] += 1
     acc /= count
     return acc[0], acc[1], acc[2]
