@@ -3,8 +3,8 @@
 One worker process has two busy threads: the main thread (poll, decode, encode, send,
 commit) and the scoring thread. They share one interpreter lock, and torch releases it only
 inside the network: on two cores one process used 0.78-0.92 of a core. Here the network and
-the numpy around it (`Detector.point_scores` + `Detector.correct`, which need no per-series
-state) run in a child process with its own interpreter; the parent keeps everything
+the numpy around it (`Detector.stateless`: `point_scores` + `correct`, which need no
+per-series state) run in a child process with its own interpreter; the parent keeps everything
 stateful: smoothing with each series' history, episodes, the changelog, encoding.
 
     main thread      submit(detector, windows)  -> request pipe  -> child reader thread
