@@ -4,8 +4,8 @@ Every input record yields, in input order: a dead letter (invalid input), or a c
 window plus, when anomalous, an anomaly event, plus the episode messages the window caused.
 All valid windows of the batch are scored and corrected in one stateless call
 (`Detector.stateless`: `point_scores` + `correct`, all on the device on CUDA; here or in
-the scoring process: `worker.scorer_process`), then smoothed with each series' history (`Detector.window_scores`).
-With per-series state (`SeriesStates`), each series' score tail
+the scoring process: `worker.scorer_process`), then smoothed with each series' history
+(`Detector.window_scores`). With per-series state (`SeriesStates`), each series' score tail
 and episode advance window by window, and the batch ends with the episodes of series that
 expired and one state record per series it touched (the changelog, `worker.state`).
 """
