@@ -544,6 +544,12 @@ def pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
+def share(shares: dict[str, float], stage: str) -> str:
+    """A stage's share, or "-" for a stage the path does not time apart (the device path's
+    copies and preparation are part of its rest)."""
+    return pct(shares[stage]) if stage in shares else "-"
+
+
 def latency_cell(lat: dict[str, float] | None) -> str:
     if not lat:
         return ""
@@ -571,8 +577,8 @@ def table(results: dict[str, Any]) -> str:
             f"| {r['batch']:,} "
             f"| {r['windows_per_s']:,.0f} | {r['subwindows_per_s']:,.0f} "
             f"| {r['network_alone_windows_per_s']:,.0f} | {pct(s.get('network', 0))} "
-            f"| {pct(s.get('h2d', 0))} | {pct(s.get('d2h', 0))} "
-            f"| {pct(s.get('host_prepare', 0))} | {pct(s['host_other'])} | | |"
+            f"| {share(s, 'h2d')} | {share(s, 'd2h')} "
+            f"| {share(s, 'host_prepare')} | {pct(s['host_other'])} | | |"
         )
     for r in results.get("worker", []):
         rate = f"{r['windows_per_s']:,.0f}" if "windows_per_s" in r else "failed"
