@@ -134,8 +134,8 @@ DRAIN_BYTES = 200 * 1024 * 1024  # at most this much input per drain (the broker
 
 def drain_windows(least: int, window: int, channels: int) -> int:
     """Windows per drain: `least`, or 8 full batches where they fit in DRAIN_BYTES. A worker's
-    batches grow from 256 to MAX_BATCH while records are queued (1,792 windows to reach
-    1,024): a drain of a few batches measures the ramp, not the steady state."""
+    batches grow from 256 to MAX_BATCH while records are queued (3,840 windows to reach
+    4,096): a drain of a few batches measures the ramp, not the steady state."""
     size = len(messages(1, window, channels)[0])
     return max(least, min(8 * int(MAX_BATCH), DRAIN_BYTES // size))
 
@@ -175,7 +175,7 @@ def _time_compute(
 def compute_ceiling(detector: Detector, window: int, channels: int) -> tuple[float, int, float]:
     """Best windows/s of score + correct over batch sizes, that batch, and its CPU s/window."""
     best, best_batch, best_cpu = 0.0, 0, 0.0
-    for batch in (64, 256, 1024):
+    for batch in sorted({64, 256, 1024, int(MAX_BATCH)}):
         rate, cpu = _time_compute(detector, window, channels, batch)
         if rate > best:
             best, best_batch, best_cpu = rate, batch, cpu

@@ -110,7 +110,7 @@ class WorkerSettings(KafkaSettings):
 
     # --- batching, limits, timeouts -------------------------------------------------------
     max_batch: int = Field(
-        1024,
+        4096,
         ge=1,
         le=65536,
         description="max windows per micro-batch: batches start at 256 (or this, if smaller) "

@@ -16,7 +16,7 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> No
     settings = WorkerSettings()
     assert servers(settings) == ["localhost:9092"]
     assert (settings.max_batch, settings.device, settings.producer_idempotence) == (
-        1024,
+        4096,
         "auto",
         True,
     )
