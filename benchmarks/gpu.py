@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.procstat import memory_mb
+from benchmarks.procstat import CpuMeter, memory_mb
 from benchmarks.speed import (
     RESULTS,
     build_detector,
@@ -392,25 +392,99 @@ def fitting(n: int, message_bytes: int, budget: Budget, least: int = 200) -> int
     return int(max(least, min(n, most)))
 
 
+# the workers' own histograms (worker.observability): their sums and counts, over the group
+WORKER_SUMS = {
+    "batches": "vaewatch_batch_size_count",
+    "windows": "vaewatch_batch_size_sum",
+    "batch_s": "vaewatch_batch_duration_seconds_sum",
+    "scoring_s": "vaewatch_scoring_duration_seconds_sum",
+    "end_to_end_s": "vaewatch_end_to_end_latency_seconds_sum",
+    "end_to_end_n": "vaewatch_end_to_end_latency_seconds_count",
+}
+
+
+def worker_sums(ports: list[int]) -> dict[str, float]:
+    """WORKER_SUMS added over the group's /metrics (a worker that does not answer counts 0)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wanted = {name: key for key, name in WORKER_SUMS.items()}
+    totals = dict.fromkeys(WORKER_SUMS, 0.0)
+    for port in ports:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+                text = reply.read().decode()
+        except (urllib.error.URLError, OSError):
+            continue
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in wanted:
+                    totals[wanted[sample.name]] += sample.value
+    return totals
+
+
+def where_latency_goes(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Per-batch means over one run, from the workers' histograms: what a window waits for.
+
+    end_to_end = produce -> this worker's outputs acknowledged (the worker's own clock);
+    batch = its batch from collected to committed; scoring = score + correct (a part of
+    batch); the rest of end_to_end is waiting to be fetched and collected, or behind
+    earlier batches."""
+    d = {key: after[key] - before[key] for key in WORKER_SUMS}
+    batches = max(d["batches"], 1.0)
+    return {
+        "batches": d["batches"],
+        "mean_batch": d["windows"] / batches,
+        "batch_ms": 1000 * d["batch_s"] / batches,
+        "scoring_ms": 1000 * d["scoring_s"] / batches,
+        "end_to_end_ms": 1000 * d["end_to_end_s"] / max(d["end_to_end_n"], 1.0),
+    }
+
+
 def latency_run(
-    bootstrap: str, tag: str, shape: tuple[int, int], rate: float, pct: int, budget: Budget
-) -> dict[str, float]:
-    """Paced production at pct% of `rate` into the running group; p50/p99 of this run only."""
-    window, channels = shape
+    bootstrap: str,
+    tag: str,
+    run: WorkerRun,
+    rate: float,
+    pct: int,
+    budget: Budget,
+    group: list[tuple[subprocess.Popen[bytes], int]] | None = None,
+) -> dict[str, Any]:
+    """Paced production at pct% of `rate` into the running group; p50/p99 of this run only.
+    With the `group`: where the time went (`where_latency_goes`) and the cores the broker,
+    each worker process (its scoring process not counted) and this sender used meanwhile."""
+    window, channels = run.shape
     prefix = f"lat{pct}-"
     probe = messages(1, window, channels, prefix)[0]
     wanted = int(rate * pct / 100 * budget.latency_s)
     n = fitting(wanted, len(probe), budget, budget.min_latency_windows)
     raw = messages(n, window, channels, prefix)
     starts = end_offsets(bootstrap, f"in-{tag}"), end_offsets(bootstrap, f"co-{tag}")
+    ports = [port for _, port in group or []]
+    pids = {f"worker-{i}": proc.pid for i, (proc, _) in enumerate(group or [])}
+    meter = CpuMeter({**pids, "sender": os.getpid(), **run.broker_pids})
+    before = worker_sums(ports)
+    meter.start()
     # ~1 MB record batches: the 2026-11-26 09:30Z H200 run's producer reached only ~650/s
     # of 20 KB messages, each alone in a request (over the default 16 KiB batch)
-    offered = paced_send(bootstrap, f"in-{tag}", raw, rate * pct / 100, PRODUCER_BATCH_BYTES)
+    offered = paced_send(
+        bootstrap, f"in-{tag}", raw, rate * pct / 100, PRODUCER_BATCH_BYTES, run.sender_linger_ms
+    )
+    cpu = meter.stop()
     inputs = read_timestamps(bootstrap, f"in-{tag}", n, 60, starts[0])
     outputs = read_timestamps(bootstrap, f"co-{tag}", n, 60 + n / max(rate, 1), starts[1])
     p50, p99 = latency_ms(inputs, outputs, {window_id(i, prefix) for i in range(n)})
     target = rate * pct / 100
-    return {"p50": p50, "p99": p99, "target_per_s": target, "offered_per_s": offered, "windows": n}
+    row: dict[str, Any] = {
+        "p50": p50,
+        "p99": p99,
+        "target_per_s": target,
+        "offered_per_s": offered,
+        "windows": n,
+    }
+    if group:
+        row["workers"] = where_latency_goes(before, worker_sums(ports))
+        row["cores"] = {name: round(s / meter.wall_s, 2) for name, s in cpu.items()}
+    return row
 
 
 @dataclass
@@ -422,6 +496,8 @@ class WorkerRun:
     partitions: int
     guess_per_s: float  # expected drain rate: sizes the backlog to ~budget.drain_s of work
     env: dict[str, str]
+    broker_pids: dict[str, int] = field(default_factory=dict)  # {"broker": pid}: its cores
+    sender_linger_ms: int = 1  # the paced sender's producer linger
 
     @property
     def max_batch(self) -> int:
@@ -466,7 +542,7 @@ def worker_row(bootstrap: str, registry: Path, run: WorkerRun, budget: Budget, l
             return row
         for pct in (50, 90):
             row[f"latency_ms_at_{pct}pct"] = latency_run(
-                bootstrap, tag, run.shape, rate, pct, budget
+                bootstrap, tag, run, rate, pct, budget, group
             )
             log(f"  latency @{pct}%: {row[f'latency_ms_at_{pct}pct']}")
         row["peak_rss_mb"] = max(memory_mb(proc.pid, "VmHWM") for proc, _ in group)
@@ -480,15 +556,25 @@ def worker_rows(
     shape: tuple[int, int],
     first_guess: float,
     args: Any,
+    broker_pid: int | None = None,
 ) -> list[Any]:
-    """x1, then xN with N times the x1 rate as the guess (the backlog's size, not a result)."""
-    rows, guess = [], first_guess
-    for count in (1, args.workers):
+    """x1, then xN (--worker-counts) with N times the last rate as the guess (the backlog's
+    size, not a result)."""
+    rows, guess, last = [], first_guess, 1
+    for count in args.worker_counts:
         if time.monotonic() > args.deadline:
             log(f"worker {shape} x{count} skipped: --max-minutes reached")
             rows.append({"shape": f"{shape[0]}x{shape[1]}", "workers": count, "error": "skipped"})
             continue
-        run = WorkerRun(shape, count, args.workers, guess * count, worker_env(args))
+        run = WorkerRun(
+            shape,
+            count,
+            args.workers,
+            guess * count / last,
+            worker_env(args),
+            {"broker": broker_pid} if broker_pid else {},
+            args.sender_linger_ms,
+        )
         try:
             row = worker_row(bootstrap, registry, run, args.budget, logs)
         except Exception as exc:  # one failed run must not lose the others
@@ -496,7 +582,7 @@ def worker_rows(
             row = {"shape": f"{shape[0]}x{shape[1]}", "workers": count, "error": repr(exc)}
         rows.append(row)
         if math.isfinite(row.get("windows_per_s", math.nan)):
-            guess = row["windows_per_s"]
+            guess, last = row["windows_per_s"], count
     return rows
 
 
@@ -634,6 +720,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=4 if cores >= 8 else 2, help="N of the xN run"
     )
+    parser.add_argument(
+        "--worker-counts",
+        help="worker processes of each worker run, e.g. 4 or 1,2,4 (default 1 and --workers; "
+        "the input topic has --workers partitions)",
+    )
+    parser.add_argument(
+        "--sender-linger-ms",
+        type=int,
+        default=1,
+        help="linger of the latency runs' paced producer (default 1)",
+    )
     parser.add_argument("--shapes", default="128x1,128x8,128x38", help="e.g. 128x1,128x38")
     parser.add_argument("--batches", help="comma-separated batch sizes (override)")
     parser.add_argument("--timing-s", type=float, help="seconds per compute measurement")
@@ -669,6 +766,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.budget = budget
     args.shape_list = [parse_shape(s) for s in args.shapes.split(",")]
     args.paths = tuple(args.paths.split(","))
+    counts = args.worker_counts or f"1,{args.workers}"
+    args.worker_counts = tuple(int(c) for c in counts.split(","))
+    if not all(0 < c <= args.workers for c in args.worker_counts):
+        parser.error("--worker-counts: each between 1 and --workers (the input partitions)")
     if not set(args.paths) <= set(PATHS):
         parser.error(f"--paths: choose from {', '.join(PATHS)}")
     return args
@@ -728,7 +829,7 @@ def run_workers(args: argparse.Namespace, detectors: dict[Any, Detector], result
             publish_model(detector, registry, f"gpu-{shape[0]}x{shape[1]}")
             guess = first_guess(detector, shape, results["compute"])
             results["worker"] += worker_rows(
-                broker.bootstrap, registry, Path(tmp), shape, guess, args
+                broker.bootstrap, registry, Path(tmp), shape, guess, args, broker.pid
             )
             write(results, args.out)
 

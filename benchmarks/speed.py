@@ -188,6 +188,17 @@ def compute_cpu_per_window(detector: Detector, window: int, channels: int, batch
     return _time_compute(detector, window, channels, batch)[1]
 
 
+def window_key(raw: bytes) -> bytes:
+    """The Kafka key the benchmarks give an encoded window: its window_id, so windows spread
+    evenly over the partitions whatever their series (the contract keys by series_id; with
+    few series one partition may carry more than its share). Read from the bytes: the sender
+    must not spend its time decoding. Before 2026-11-27 the key was bytes 30-40 of the
+    message, which for ids with a prefix ("lat50-...") were the same for every window: every
+    paced window of a latency run went to one partition, so one worker of a group."""
+    start = raw.index(b'"window_id":"') + 13
+    return raw[start : raw.index(b'"', start)]
+
+
 def fill_topic(bootstrap: str, topic: str, raw: list[bytes]) -> None:
     from kafka import KafkaProducer
 
@@ -195,7 +206,7 @@ def fill_topic(bootstrap: str, topic: str, raw: list[bytes]) -> None:
         bootstrap_servers=bootstrap, linger_ms=20, batch_size=262144, acks="all"
     )
     for r in raw:
-        producer.send(topic, key=r[30:40], value=r)
+        producer.send(topic, key=window_key(r), value=r)
     producer.flush(120)
     producer.close()
 
@@ -344,22 +355,27 @@ def drain_rate(stamps_ms: list[int], since_ms: float) -> tuple[float, int]:
 
 
 def paced_send(
-    bootstrap: str, topic: str, raw: list[bytes], rate: float, batch_bytes: int = 16384
+    bootstrap: str,
+    topic: str,
+    raw: list[bytes],
+    rate: float,
+    batch_bytes: int = 16384,
+    linger_ms: int = 1,
 ) -> float:
-    """Produce `raw` at `rate` windows/s (linger 1 ms, record batches up to `batch_bytes`,
-    kafka-python's default unless given); returns the rate actually reached (one Python
-    producer may fall short of a fast consumer group's 90%)."""
+    """Produce `raw` at `rate` windows/s (record batches up to `batch_bytes`, kafka-python's
+    default unless given); returns the rate actually reached (one Python producer may fall
+    short of a fast consumer group's 90%)."""
     from kafka import KafkaProducer
 
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=1, acks="all", batch_size=batch_bytes
+        bootstrap_servers=bootstrap, linger_ms=linger_ms, acks="all", batch_size=batch_bytes
     )
     started = time.perf_counter()
     for i, r in enumerate(raw):
         ahead = i / rate - (time.perf_counter() - started)
         if ahead > 0:
             time.sleep(ahead)
-        producer.send(topic, value=r, key=r[30:40])
+        producer.send(topic, value=r, key=window_key(r))
     producer.flush()
     reached = len(raw) / max(time.perf_counter() - started, 1e-9)
     producer.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from kafka.partitioner.default import murmur2
 
 from benchmarks.gpu import (
     PATHS,
@@ -20,7 +21,15 @@ from benchmarks.gpu import (
     score_and_correct,
     score_pass,
 )
-from benchmarks.speed import build_detector, drain_rate, latency_ms, synthetic
+from benchmarks.speed import (
+    build_detector,
+    drain_rate,
+    latency_ms,
+    messages,
+    synthetic,
+    window_id,
+    window_key,
+)
 from vaecore.device import autocast_for
 
 pytestmark = pytest.mark.unit
@@ -103,3 +112,14 @@ def test_drain_rate_counts_from_the_given_time_and_latency_only_the_given_ids() 
 
 def test_shapes_parse() -> None:
     assert parse_shape("128x38") == (128, 38)
+
+
+@pytest.mark.parametrize("prefix", ["", "lat50-"])
+def test_benchmark_windows_spread_over_every_partition(prefix: str) -> None:
+    """A latency run's windows (ids with a prefix) must reach every worker of a group: the
+    old key, bytes 30-40 of the message, was the prefix itself, so one partition got all."""
+    raw = messages(400, 16, 1, prefix)
+    keys = [window_key(r) for r in raw]
+    assert keys[:2] == [window_id(0, prefix).encode(), window_id(1, prefix).encode()]
+    counts = np.bincount([(murmur2(k) & 0x7FFFFFFF) % 4 for k in keys], minlength=4)
+    assert counts.min() > 400 / 4 * 0.7, counts  # each partition near its even share
