@@ -32,6 +32,15 @@ def documents() -> list[tuple[Path, dict[str, Any]]]:
     return docs
 
 
+def worker_config_maps() -> list[dict[str, Any]]:
+    """The worker's ConfigMap(s) in deploy/ (not the GPU time-slicing example's)."""
+    return [
+        d
+        for _, d in documents()
+        if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "vaewatch-config"
+    ]
+
+
 def test_every_vaewatch_env_var_in_deploy_is_a_real_setting() -> None:
     text = "\n".join(p.read_text() for p in DEPLOY.rglob("*.y*ml"))
     used = set(re.findall(r"VAEWATCH_[A-Z0-9_]+", text))
@@ -50,7 +59,7 @@ def test_worker_probes_and_ports_match_the_code() -> None:
     assert annotations["prometheus.io/port"] == str(METRICS_PORT)
     grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace > WorkerSettings.model_fields["shutdown_timeout_s"].default
-    [config] = [d for _, d in documents() if d.get("kind") == "ConfigMap"]
+    [config] = worker_config_maps()
     assert config["data"]["VAEWATCH_METRICS_PORT"] == str(METRICS_PORT)
 
 
@@ -93,7 +102,7 @@ def _topic_defaults() -> dict[str, str]:
 def test_compose_creates_every_topic_and_the_state_topic_compacted() -> None:
     compose = yaml.safe_load((DEPLOY / "compose" / "docker-compose.yml").read_text())
     env = compose["x-vaewatch-env"]
-    [config] = [d for _, d in documents() if d.get("kind") == "ConfigMap"]
+    [config] = worker_config_maps()
     topics = _topic_defaults()
     for name, topic in topics.items():
         assert env[env_var(name)] == topic, f"compose env {env_var(name)}"
@@ -220,7 +229,7 @@ def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
 
 
 # --- Kubernetes: rendered as `kubectl apply -k` would, validated, hardened ----------------
-K8S, K8S_KEDA = DEPLOY / "k8s", DEPLOY / "k8s-keda"
+K8S, K8S_KEDA, K8S_GPU = DEPLOY / "k8s", DEPLOY / "k8s-keda", DEPLOY / "k8s-gpu"
 IMAGE = "ghcr.io/example/vaewatch"
 
 
@@ -245,7 +254,7 @@ def pods(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-@pytest.mark.parametrize("directory", [K8S, K8S_KEDA], ids=["base", "keda"])
+@pytest.mark.parametrize("directory", [K8S, K8S_KEDA, K8S_GPU], ids=["base", "keda", "gpu"])
 def test_the_python_render_matches_kubectl_kustomize(directory: Path) -> None:
     import shutil
     import subprocess
@@ -263,7 +272,7 @@ def test_the_python_render_matches_kubectl_kustomize(directory: Path) -> None:
     assert keyed(list(yaml.safe_load_all(done.stdout))) == keyed(render(directory))
 
 
-@pytest.mark.parametrize("directory", [K8S, K8S_KEDA], ids=["base", "keda"])
+@pytest.mark.parametrize("directory", [K8S, K8S_KEDA, K8S_GPU], ids=["base", "keda", "gpu"])
 @pytest.mark.parametrize("k8s_version", ["1.28.0", "latest"])
 def test_rendered_manifests_pass_kubernetes_validate_strict(
     directory: Path, k8s_version: str, tmp_path: Path
@@ -480,3 +489,40 @@ def test_the_worker_runs_the_scoring_process_only_with_two_cpus_requested() -> N
     cpu = str(worker["resources"]["requests"]["cpu"])  # "1", "2" or "1500m"
     requested = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
     assert env["VAEWATCH_SCORER"] == ("process" if requested >= 2 else "thread")
+
+
+def test_the_gpu_overlay_runs_four_cuda_workers_on_one_sliced_gpu_and_changes_nothing_else() -> (
+    None
+):
+    """deploy/k8s-gpu: the CUDA image, one GPU slice a pod, DEVICE=cuda (fail fast on a node
+    without one), as many replicas as the time-slicing example cuts a GPU into."""
+    base, gpu = (by_kind(render(d), "Deployment")[0] for d in (K8S, K8S_GPU))
+    spec, base_spec = gpu["spec"]["template"]["spec"], base["spec"]["template"]["spec"]
+    [worker] = spec["containers"]
+    assert worker["image"] == f"{IMAGE}:{project_version()}-cuda"
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
+    env = {e["name"]: e for e in worker["env"]}
+    assert env["VAEWATCH_DEVICE"]["value"] == "cuda"
+    assert env["VAEWATCH_SCORER"]["value"] == "thread"
+    assert (
+        env["VAEWATCH_TORCH_THREADS"]
+        == {n: e for n, e in ((e["name"], e) for e in base_spec["containers"][0]["env"])}[
+            "VAEWATCH_TORCH_THREADS"
+        ]
+    )
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec[
+        "tolerations"
+    ]
+    [slicing] = load_docs(K8S / "examples" / "nvidia-time-slicing.yaml")
+    config = yaml.safe_load(slicing["data"]["any"])
+    [resource] = config["sharing"]["timeSlicing"]["resources"]
+    assert resource["name"] == "nvidia.com/gpu"
+    assert gpu["spec"]["replicas"] == resource["replicas"]
+    # everything else is the base's: probes, ports, security, volumes, spread
+    changed = {"image", "resources", "env"}
+    for key in set(worker) | set(base_spec["containers"][0]):
+        if key not in changed:
+            assert worker.get(key) == base_spec["containers"][0].get(key), key
+    for key in set(spec) | set(base_spec):
+        if key not in {"containers", "tolerations"}:
+            assert spec.get(key) == base_spec.get(key), key
