@@ -16,10 +16,13 @@ from kafka.partitioner.default import murmur2
 from benchmarks.gpu import (
     PATHS,
     PRECISIONS,
+    WORKER_SUMS,
     StagedDetector,
     parse_shape,
     score_and_correct,
     score_pass,
+    where_latency_goes,
+    worker_sums,
 )
 from benchmarks.speed import (
     build_detector,
@@ -123,3 +126,32 @@ def test_benchmark_windows_spread_over_every_partition(prefix: str) -> None:
     assert keys[:2] == [window_id(0, prefix).encode(), window_id(1, prefix).encode()]
     counts = np.bincount([(murmur2(k) & 0x7FFFFFFF) % 4 for k in keys], minlength=4)
     assert counts.min() > 400 / 4 * 0.7, counts  # each partition near its even share
+
+
+def test_latency_runs_read_where_the_time_went_from_the_workers_own_metrics() -> None:
+    """worker_sums adds the histograms of every worker's /metrics (a silent one counts 0);
+    where_latency_goes turns the difference over a run into per-batch means."""
+    from worker.broker import free_port
+    from worker.observability import Health, Metrics, serve
+
+    metrics, port = Metrics(), free_port()
+    server = serve(port, metrics, Health())
+    try:
+        metrics.batch_size.observe(4096)  # before the run: must not count
+        metrics.batch_seconds.observe(9.0)
+        metrics.end_to_end.observe(60.0)
+        before = worker_sums([port, free_port()])  # the second port: nobody listening
+        for size, batch_s, score_s in ((100, 0.2, 0.05), (300, 0.4, 0.15)):
+            metrics.batch_size.observe(size)
+            metrics.batch_seconds.observe(batch_s)
+            metrics.scoring_seconds.observe(score_s)
+        for age_s in (0.5, 0.7, 0.9):
+            metrics.end_to_end.observe(age_s)
+        after = worker_sums([port])
+    finally:
+        server.shutdown()
+    assert set(before) == set(WORKER_SUMS) and before["batches"] == 1
+    went = where_latency_goes(before, after)
+    assert went["batches"] == 2 and went["mean_batch"] == pytest.approx(200)
+    assert went["batch_ms"] == pytest.approx(300) and went["scoring_ms"] == pytest.approx(100)
+    assert went["end_to_end_ms"] == pytest.approx(700)
