@@ -644,10 +644,14 @@ def share(shares: dict[str, float], stage: str) -> str:
     return pct(shares[stage]) if stage in shares else "-"
 
 
-def latency_cell(lat: dict[str, float] | None) -> str:
+def latency_cell(lat: dict[str, Any] | None) -> str:
     if not lat:
         return ""
-    return f"{lat['p50']:,.0f} / {lat['p99']:,.0f} ms ({lat['offered_per_s']:,.0f}/s)"
+    cell = f"{lat['p50']:,.0f} / {lat['p99']:,.0f} ms ({lat['offered_per_s']:,.0f}/s"
+    went = lat.get("workers")
+    if isinstance(went, dict) and went.get("batches"):
+        cell += f"; batches of {went['mean_batch']:,.0f} in {went['batch_ms']:,.0f} ms"
+    return cell + ")"
 
 
 def table(results: dict[str, Any]) -> str:
@@ -693,7 +697,8 @@ def table(results: dict[str, Any]) -> str:
         "(vaecore.resident, the worker's on CUDA): all but the network. Sub-windows/s",
         "count score and correction passes; network alone = score pass on device-resident input.",
         "worker: drain rate from all-ready (auto precision, worker defaults), latency = produce",
-        "-> corrected-window publish at 50%/90% of it, (sent/s) as one producer reached it;",
+        "-> corrected-window publish at 50%/90% of it, (sent/s) as one producer reached it,",
+        "and the workers' mean micro-batch then (windows, collected -> committed);",
         "(short) = under 20% of the backlog left after all were ready; failed: see the JSON.",
     ]
     return "\n".join(lines)

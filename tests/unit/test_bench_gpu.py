@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from benchmarks.gpu import (
     PRECISIONS,
     WORKER_SUMS,
     StagedDetector,
+    latency_cell,
     parse_shape,
     score_and_correct,
     score_pass,
@@ -155,3 +157,11 @@ def test_latency_runs_read_where_the_time_went_from_the_workers_own_metrics() ->
     assert went["batches"] == 2 and went["mean_batch"] == pytest.approx(200)
     assert went["batch_ms"] == pytest.approx(300) and went["scoring_ms"] == pytest.approx(100)
     assert went["end_to_end_ms"] == pytest.approx(700)
+
+
+def test_latency_cell_names_the_workers_batches_when_it_has_them() -> None:
+    lat: dict[str, Any] = {"p50": 344.0, "p99": 562.0, "offered_per_s": 7663.3}
+    assert latency_cell(lat) == "344 / 562 ms (7,663/s)"
+    lat["workers"] = {"batches": 83, "mean_batch": 369.8, "batch_ms": 230.6}
+    assert latency_cell(lat) == "344 / 562 ms (7,663/s; batches of 370 in 231 ms)"
+    assert latency_cell(None) == ""
