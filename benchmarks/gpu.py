@@ -558,8 +558,8 @@ def worker_rows(
     args: Any,
     broker_pid: int | None = None,
 ) -> list[Any]:
-    """x1, then xN (--worker-counts) with N times the last rate as the guess (the backlog's
-    size, not a result)."""
+    """One row per --worker-counts entry (default 1 and N); each guesses its drain rate from
+    the last one measured, scaled by the count (the backlog's size, not a result)."""
     rows, guess, last = [], first_guess, 1
     for count in args.worker_counts:
         if time.monotonic() > args.deadline:
