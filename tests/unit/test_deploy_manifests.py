@@ -498,31 +498,22 @@ def test_the_gpu_overlay_runs_four_cuda_workers_on_one_sliced_gpu_and_changes_no
     without one), as many replicas as the time-slicing example cuts a GPU into."""
     base, gpu = (by_kind(render(d), "Deployment")[0] for d in (K8S, K8S_GPU))
     spec, base_spec = gpu["spec"]["template"]["spec"], base["spec"]["template"]["spec"]
-    [worker] = spec["containers"]
+    [worker], [base_worker] = spec["containers"], base_spec["containers"]
     assert worker["image"] == f"{IMAGE}:{project_version()}-cuda"
     assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
     env = {e["name"]: e for e in worker["env"]}
+    base_env = {e["name"]: e for e in base_worker["env"]}
     assert env["VAEWATCH_DEVICE"]["value"] == "cuda"
     assert env["VAEWATCH_SCORER"]["value"] == "thread"
-    assert (
-        env["VAEWATCH_TORCH_THREADS"]
-        == {n: e for n, e in ((e["name"], e) for e in base_spec["containers"][0]["env"])}[
-            "VAEWATCH_TORCH_THREADS"
-        ]
-    )
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec[
-        "tolerations"
-    ]
+    assert env["VAEWATCH_TORCH_THREADS"] == base_env["VAEWATCH_TORCH_THREADS"]
+    toleration = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    assert toleration in spec["tolerations"]
     [slicing] = load_docs(K8S / "examples" / "nvidia-time-slicing.yaml")
-    config = yaml.safe_load(slicing["data"]["any"])
-    [resource] = config["sharing"]["timeSlicing"]["resources"]
+    [resource] = yaml.safe_load(slicing["data"]["any"])["sharing"]["timeSlicing"]["resources"]
     assert resource["name"] == "nvidia.com/gpu"
     assert gpu["spec"]["replicas"] == resource["replicas"]
     # everything else is the base's: probes, ports, security, volumes, spread
-    changed = {"image", "resources", "env"}
-    for key in set(worker) | set(base_spec["containers"][0]):
-        if key not in changed:
-            assert worker.get(key) == base_spec["containers"][0].get(key), key
-    for key in set(spec) | set(base_spec):
-        if key not in {"containers", "tolerations"}:
-            assert spec.get(key) == base_spec.get(key), key
+    for key in (set(worker) | set(base_worker)) - {"image", "resources", "env"}:
+        assert worker.get(key) == base_worker.get(key), key
+    for key in (set(spec) | set(base_spec)) - {"containers", "tolerations"}:
+        assert spec.get(key) == base_spec.get(key), key
