@@ -275,9 +275,10 @@ def main() -> int:
     parser.add_argument(
         "--set",
         nargs="*",
+        action="extend",
         default=[],
         metavar="KEY=VALUE",
-        help="override a vaewatch training default (experiments), e.g. variance=channel",
+        help="override vaewatch training defaults (experiments; repeatable), e.g. seed=1 beta=1",
     )
     args = parser.parse_args()
     peers = [] if args.no_peers else list(args.peers)
