@@ -280,3 +280,23 @@ def test_autocast_is_a_no_op_on_cpu() -> None:
     with autocast_for(torch.device("cpu")):
         y = torch.ones(2) * 1.5
     assert y.dtype == torch.float32
+
+
+def _weights_after(steps: int, ema_half_life: float) -> torch.Tensor:
+    train = np.random.default_rng(2).standard_normal((64, 32, 2)).astype(np.float32)
+    torch.manual_seed(5)
+    model = ConvVAE(VAEConfig(n_channels=2, window=32, hidden=(8, 8)))
+    cfg = FitConfig(epochs=1, batch_size=16, max_steps=steps, ema_half_life=ema_half_life)
+    fit(model, train, None, cfg)
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_weight_averaging_keeps_an_ema_that_starts_at_the_first_step() -> None:
+    raw_first, raw_last = _weights_after(1, 0.0), _weights_after(4, 0.0)
+    # A half-life of a tiny fraction of an epoch forgets at once: the average is the last step.
+    torch.testing.assert_close(_weights_after(4, 1e-6), raw_last)
+    # A half-life of a million epochs barely moves from where the average started: step 1.
+    torch.testing.assert_close(_weights_after(4, 1e6), raw_first, atol=1e-5, rtol=0)
+    # One epoch (4 steps here): strictly between the first and the last weights.
+    averaged = _weights_after(4, 1.0)
+    assert not torch.allclose(averaged, raw_last) and not torch.allclose(averaged, raw_first)
