@@ -93,7 +93,9 @@ def _averager(model: ConvVAE, cfg: FitConfig, n_windows: int) -> AveragedModel |
     steps_per_epoch = -(-n_windows // cfg.batch_size)
     decay = 0.5 ** (1.0 / (cfg.ema_half_life * steps_per_epoch))
     ema = get_ema_multi_avg_fn(decay)  # type: ignore[no-untyped-call]
-    return AveragedModel(model, multi_avg_fn=ema)
+    # use_buffers: a buffer added to the network later (a norm layer's statistics) is averaged
+    # with the weights instead of staying at its initial value in the kept copy.
+    return AveragedModel(model, multi_avg_fn=ema, use_buffers=True)
 
 
 def evaluate_loss(
