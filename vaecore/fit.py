@@ -49,6 +49,9 @@ class EpochStats:
     val_loss: float | None
     windows_per_s: float
     seconds: float
+    # what early stopping compared: the validation loss; without a validation set, the
+    # training loss of the weights that would be kept (the average's, when averaging)
+    selection_loss: float = float("nan")
 
 
 @dataclass
@@ -113,6 +116,26 @@ def evaluate_loss(
     return total / max(count, 1)
 
 
+def _selection_loss(
+    val_loss: float | None,
+    train_loss: float,
+    averaged: AveragedModel | None,
+    train: np.ndarray,
+    device: torch.device,
+) -> float:
+    """The loss early stopping compares, always of the weights it would keep.
+
+    The validation loss when there is one. Without it, the raw weights' running training loss,
+    or, when averaging, the averaged weights' loss on the training windows (one forward pass):
+    the running loss belongs to the raw weights, which are not the ones kept.
+    """
+    if val_loss is not None:
+        return val_loss
+    if averaged is None:
+        return train_loss
+    return evaluate_loss(cast(ConvVAE, averaged.module), train, device=device)
+
+
 def fit(
     model: ConvVAE,
     train: np.ndarray,
@@ -153,14 +176,15 @@ def fit(
             history.steps += 1
             if cfg.max_steps is not None and history.steps >= cfg.max_steps:
                 break
+        train_loss = float(np.mean(losses))
         val_loss = evaluate_loss(kept, val, device=device) if val is not None and len(val) else None
+        score = _selection_loss(val_loss, train_loss, averaged, train, device)
         seconds = time.perf_counter() - started
         seen = min(len(order), len(losses) * cfg.batch_size)
-        stats = EpochStats(epoch, float(np.mean(losses)), val_loss, seen / seconds, seconds)
+        stats = EpochStats(epoch, train_loss, val_loss, seen / seconds, seconds, score)
         history.epochs.append(stats)
         if on_epoch is not None:
             on_epoch(stats)
-        score = val_loss if val_loss is not None else stats.train_loss
         if score < best:
             best, stale = score, 0
             best_state = copy.deepcopy(kept.state_dict())

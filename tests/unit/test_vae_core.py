@@ -18,6 +18,7 @@ from vaecore import (
     FitConfig,
     Thresholds,
     VAEConfig,
+    evaluate_loss,
     fit,
     negative_elbo,
     prepare_batch,
@@ -300,3 +301,18 @@ def test_weight_averaging_keeps_an_ema_that_starts_at_the_first_step() -> None:
     # One epoch (4 steps here): strictly between the first and the last weights.
     averaged = _weights_after(4, 1.0)
     assert not torch.allclose(averaged, raw_last) and not torch.allclose(averaged, raw_first)
+
+
+def test_without_validation_early_stopping_judges_the_averaged_weights_it_keeps() -> None:
+    train = np.random.default_rng(3).standard_normal((96, 32, 2)).astype(np.float32)
+    torch.manual_seed(6)
+    model = ConvVAE(VAEConfig(n_channels=2, window=32, hidden=(8, 8)))
+    cfg = FitConfig(epochs=6, batch_size=16, lr=3e-3, patience=10, ema_half_life=1.0)
+    history = fit(model, train, None, cfg)
+    compared = [e.selection_loss for e in history.epochs]
+    assert history.best_epoch == 1 + int(np.argmin(compared))
+    # The loss that chose the epoch is the kept (averaged) weights' own, not the raw
+    # weights' running training loss, which is noisier and belongs to other weights.
+    kept_loss = evaluate_loss(model, train)
+    assert compared[history.best_epoch - 1] == pytest.approx(kept_loss, rel=1e-5)
+    assert kept_loss != pytest.approx(history.epochs[history.best_epoch - 1].train_loss, rel=1e-3)
