@@ -38,7 +38,7 @@ from vaecore import (
 )
 from vaecore.calibration import part_scores
 from vaecore.detector import ScoreKind
-from vaecore.period import dominant_period
+from vaecore.period import FALLBACK, measured_period
 from vaecore.smoothing import MAX_SPAN, Scale
 from vaecore.unscored import ranked
 from vwbase.errors import ModelError, UserInputError
@@ -124,20 +124,25 @@ class Trained:
     summary: dict[str, Any]
 
 
-def training_period(train_rows: Sequence[np.ndarray]) -> int:
-    """The dominant period (TSB-AD's rule) of the longest series, median over its channels."""
+def training_period(train_rows: Sequence[np.ndarray]) -> int | None:
+    """The dominant period (TSB-AD's rule) of the longest series: the median over the channels
+    where one is found, None where none is. Channels without one (constant, trending, no
+    rhythm: 11-22 of SMD's 38) used to vote TSB-AD's 125-step fallback and set the median."""
     longest = max(train_rows, key=len)
-    return int(np.median([dominant_period(longest[:, c]) for c in range(longest.shape[1])]))
+    found = [p for c in range(longest.shape[1]) if (p := measured_period(longest[:, c]))]
+    return int(np.median(found)) if found else None
 
 
-def smoothing_steps(opts: TrainOptions, period: int) -> int:
+def smoothing_steps(opts: TrainOptions, period: int | None) -> int:
     """The rolling-mean length: as asked, else the data's period but at least one model window.
 
     Periods found in the data range from 6 to 300 steps; under one model window they are
     mostly noise rhythms (tweet counts, valve chatter) and a mean that short leaves one-step
-    spikes standing (docs/quality.md: floor 64 vs none, AUC-PR 0.577 vs 0.555).
+    spikes standing (docs/quality.md: floor 64 vs none, AUC-PR 0.577 vs 0.555). Without a
+    period, TSB-AD's default window (125 steps): one model window instead lost 0.21 VUS-PR
+    on the NAB tweet series without one (docs/quality.md, "Periods of multichannel data").
     """
-    return opts.smoothing or max(period, opts.window)
+    return opts.smoothing or max(FALLBACK if period is None else period, opts.window)
 
 
 def smoothing_scales(opts: TrainOptions, steps: int) -> tuple[Scale, ...]:

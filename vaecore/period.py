@@ -40,17 +40,25 @@ def _interpolated(x: np.ndarray) -> np.ndarray:
     return filled
 
 
-def dominant_period(series: np.ndarray) -> int:
-    """TSB-AD's `find_length_rank(series, rank=1)` for a 1-D series (NaN interpolated)."""
+def measured_period(series: np.ndarray) -> int | None:
+    """The period `dominant_period` finds, or None where TSB-AD's rule falls back to 125 steps:
+    a constant or too-short series, no local maximum of the autocorrelation, or one outside
+    3..300. The fallback is a default, not a measurement: it must not vote on a period."""
     x = _interpolated(np.asarray(series, dtype=np.float64).ravel()[:MAX_STEPS])
     if len(x) <= FIRST_LAG + 2 or np.ptp(x) == 0:
-        return FALLBACK
+        return None
     acf = autocorrelation(x, min(MAX_LAG, len(x) - 1))[FIRST_LAG:]
     inner = acf[1:-1]
     peaks = np.flatnonzero((inner > acf[:-2]) & (inner > acf[2:])) + 1
     if peaks.size == 0:
-        return FALLBACK
+        return None
     best = int(peaks[np.argmax(acf[peaks])])
     if best < 3 or best > 300:
-        return FALLBACK
+        return None
     return best + FIRST_LAG
+
+
+def dominant_period(series: np.ndarray) -> int:
+    """TSB-AD's `find_length_rank(series, rank=1)` for a 1-D series (NaN interpolated)."""
+    found = measured_period(series)
+    return FALLBACK if found is None else found

@@ -11,8 +11,9 @@ import pytest
 
 from modelstore.artifact import load_artifact, save_artifact
 from tests.unit.test_vae_core import CHANNELS, WINDOW, clean_signal, trained  # noqa: F401
+from training.job import TrainOptions, smoothing_steps, training_period
 from vaecore import Detector, Thresholds
-from vaecore.period import FALLBACK, autocorrelation, dominant_period
+from vaecore.period import FALLBACK, autocorrelation, dominant_period, measured_period
 from vaecore.smoothing import ScoreHistory, SeriesLink, centred, trailing
 
 pytestmark = pytest.mark.unit
@@ -123,6 +124,25 @@ def test_dominant_period_finds_a_sine_period(period: int) -> None:
 def test_dominant_period_falls_back_without_a_rhythm() -> None:
     assert dominant_period(np.zeros(1000)) == FALLBACK
     assert dominant_period(np.arange(1000.0)) == FALLBACK  # monotone: no local maximum
+    assert measured_period(np.zeros(1000)) is None
+    assert measured_period(np.arange(1000.0)) is None
+
+
+def _sine(period: int, n: int = 4000) -> np.ndarray:
+    noise = 0.1 * np.random.default_rng(period).standard_normal(n)
+    return np.sin(2 * np.pi * np.arange(n) / period) + noise
+
+
+def test_channels_without_a_period_do_not_vote_on_the_training_period() -> None:
+    # Two constant channels (as in SMD) beside one with a 40-step rhythm: TSB-AD's per-channel
+    # rule gives 40, 125, 125, whose median is the fallback, not a period of this data.
+    rows = np.stack([_sine(40), np.zeros(4000), np.full(4000, 3.0)], axis=1)
+    assert training_period([rows]) == 40
+    assert training_period([np.stack([_sine(40), _sine(90), np.zeros(4000)], axis=1)]) == 65
+    assert training_period([np.zeros((4000, 2))]) is None
+    assert smoothing_steps(TrainOptions(window=64), None) == FALLBACK
+    assert smoothing_steps(TrainOptions(window=64), 40) == 64
+    assert smoothing_steps(TrainOptions(window=64), 90) == 90
 
 
 def test_tiled_scores_of_a_series_do_not_depend_on_how_it_is_cut(trained: Detector) -> None:  # noqa: F811
