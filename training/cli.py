@@ -255,8 +255,8 @@ def _add_topic_and_score_options(p: argparse.ArgumentParser) -> None:
         type=argtypes.non_negative_int,
         default=TrainOptions.smoothing,
         help="smoothing length k in steps (the two scales span k and 2k, or the one rolling "
-        "mean k); 0 = the dominant period of the training data, at least one model window "
-        "(default), 1 = no smoothing",
+        "mean k); 0 = the dominant period of the training data (125 steps where it has "
+        "none), at least one model window (default), 1 = no smoothing",
     )
     p.add_argument(
         "--smoothing-kernel",

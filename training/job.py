@@ -127,7 +127,7 @@ class Trained:
 def training_period(train_rows: Sequence[np.ndarray]) -> int | None:
     """The dominant period (TSB-AD's rule) of the longest series: the median over the channels
     where one is found, None where none is. Channels without one (constant, trending, no
-    rhythm: 11-22 of SMD's 38) used to vote TSB-AD's 125-step fallback and set the median."""
+    rhythm: 9-22 of SMD's 38) used to vote TSB-AD's 125-step fallback and set the median."""
     longest = max(train_rows, key=len)
     found = [p for c in range(longest.shape[1]) if (p := measured_period(longest[:, c]))]
     return int(np.median(found)) if found else None
