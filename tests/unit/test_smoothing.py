@@ -218,3 +218,19 @@ def test_error_scores_are_squared_errors_in_normalised_units(trained: Detector) 
     [s] = error.score([series])
     z = (series - s.expected) / error.scaler.scale
     np.testing.assert_allclose(s.point, z**2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("period", [None, 40])
+def test_the_manifest_keeps_a_period_or_its_absence(
+    trained: Detector,  # noqa: F811
+    tmp_path: Path,
+    period: int | None,
+) -> None:
+    """A model of rhythmless data records no period (its smoothing is TSB-AD's 125 steps),
+    not the fallback as if it had been measured."""
+    detector = replace(trained, period=period, smoothing=FALLBACK if period is None else 64)
+    detector = detector.with_thresholds(Thresholds(window=2.0, point=np.array([3.0, 4.0, 5.0])))
+    save_artifact(detector, tmp_path / "m", name="toy", version="1", training_data={}, metrics={})
+    loaded = load_artifact(tmp_path / "m", device="cpu")
+    assert loaded.period == period
+    assert loaded.smoothing == detector.smoothing
