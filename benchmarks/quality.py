@@ -258,7 +258,11 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--datasets", nargs="*", help="only these dataset folders")
+    parser.add_argument(
+        "--datasets",
+        nargs="*",
+        help="only these dataset folders (results: quality-on-A+B.json, never quality.json)",
+    )
     parser.add_argument("--quick", action="store_true", help="one series per dataset")
     parser.add_argument("--no-vus", action="store_true", help="skip VUS-PR (no peers venv)")
     parser.add_argument(
@@ -362,16 +366,22 @@ def main() -> int:
         "summary": summary,
         "series": rows,
     }
-    name = "quality-quick.json" if args.quick else "quality.json"
-    if overrides:
-        name = name.replace(
-            ".json", "-" + "-".join(f"{k}={v}" for k, v in overrides.items()) + ".json"
-        )
+    name = results_name(args.quick, args.datasets, overrides)
     doc["vaewatch_overrides"] = overrides
     (RESULTS / name).write_text(json.dumps(doc, indent=1) + "\n")
     (RESULTS / name.replace(".json", ".md")).write_text(markdown_tables(summary))
     print(f"\nseconds per method: {doc['seconds_per_method']}\nwritten {RESULTS / name}")
     return 0
+
+
+def results_name(quick: bool, datasets: list[str] | None, overrides: dict[str, Any]) -> str:
+    """The results file of a run: quality.json only for the full default run, so that a run
+    on some datasets or with overrides never overwrites the tables the docs quote."""
+    parts = ["quality", *(["quick"] if quick else [])]
+    parts += [f"{k}={v}" for k, v in overrides.items()]
+    if datasets:
+        parts.append("on-" + "+".join(sorted(datasets)))
+    return "-".join(parts) + ".json"
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float | None]]]:
