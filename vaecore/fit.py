@@ -51,7 +51,7 @@ class EpochStats:
     seconds: float
     # what early stopping compared: the validation loss; without a validation set, the
     # training loss of the weights that would be kept (the average's, when averaging)
-    selection_loss: float = float("nan")
+    selection_loss: float
 
 
 @dataclass
