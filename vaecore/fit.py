@@ -119,21 +119,21 @@ def evaluate_loss(
 def _selection_loss(
     val_loss: float | None,
     train_loss: float,
-    averaged: AveragedModel | None,
+    average: ConvVAE | None,
     train: np.ndarray,
     device: torch.device,
 ) -> float:
     """The loss early stopping compares, always of the weights it would keep.
 
     The validation loss when there is one. Without it, the raw weights' running training loss,
-    or, when averaging, the averaged weights' loss on the training windows (one forward pass):
-    the running loss belongs to the raw weights, which are not the ones kept.
+    or, when averaging, the averaged weights' (`average`) loss on the training windows (one
+    forward pass): the running loss belongs to the raw weights, which are not the ones kept.
     """
     if val_loss is not None:
         return val_loss
-    if averaged is None:
+    if average is None:
         return train_loss
-    return evaluate_loss(cast(ConvVAE, averaged.module), train, device=device)
+    return evaluate_loss(average, train, device=device)
 
 
 def fit(
@@ -178,7 +178,8 @@ def fit(
                 break
         train_loss = float(np.mean(losses))
         val_loss = evaluate_loss(kept, val, device=device) if val is not None and len(val) else None
-        score = _selection_loss(val_loss, train_loss, averaged, train, device)
+        average = None if averaged is None else kept
+        score = _selection_loss(val_loss, train_loss, average, train, device)
         seconds = time.perf_counter() - started
         seen = min(len(order), len(losses) * cfg.batch_size)
         stats = EpochStats(epoch, train_loss, val_loss, seen / seconds, seconds, score)
