@@ -58,6 +58,8 @@ def manifest_thresholds(th: Thresholds) -> ManifestThresholds:
         method=th.method,
         target_false_alarm_rate=th.target_false_alarm_rate,
         window_spread=th.window_spread,
+        fitted_false_alarm_rate=th.fitted_false_alarm_rate,
+        calibration_steps=th.calibration_steps,
     )
 
 
@@ -69,6 +71,8 @@ def core_thresholds(th: ManifestThresholds) -> Thresholds:
         method=th.method,
         target_false_alarm_rate=th.target_false_alarm_rate,
         window_spread=th.window_spread,
+        fitted_false_alarm_rate=th.fitted_false_alarm_rate,
+        calibration_steps=th.calibration_steps,
     )
 
 

@@ -105,6 +105,16 @@ class Thresholds(_Strict):
         gt=0,
         description="robust spread of validation step scores; severity = (score - window) / spread",
     )
+    fitted_false_alarm_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="the per-step rate `window` was fitted for: target_false_alarm_rate, or "
+        "10 / calibration_steps where that is larger; null in models published before it",
+    )
+    calibration_steps: int | None = Field(
+        default=None, ge=0, description="finite step scores `window` was fitted on"
+    )
 
 
 class ModelManifest(_Strict):

@@ -31,6 +31,7 @@ from vaecore import (
     EpochStats,
     FitConfig,
     FitHistory,
+    Thresholds,
     VAEConfig,
     calibration,
     fit,
@@ -241,7 +242,29 @@ def calibrate(
     guess; pooling it with the in-sample scores gives the rule enough points, and the tail
     rate asked for never goes below 10 / n (`vaecore.calibration.threshold`).
     """
-    return calibration.calibrate(detector, [*train_parts, *val_parts], opts.risk, opts.method)
+    calibrated = calibration.calibrate(detector, [*train_parts, *val_parts], opts.risk, opts.method)
+    th = calibrated.active_thresholds
+    if th.fitted_false_alarm_rate is not None and th.fitted_false_alarm_rate > opts.risk:
+        log.warning(
+            "threshold_fitted_above_target_rate",
+            target_false_alarm_rate=opts.risk,
+            fitted_false_alarm_rate=th.fitted_false_alarm_rate,
+            calibration_steps=th.calibration_steps,
+            hint="fewer than 10 calibration steps lie beyond the target rate's tail; "
+            "more training rows let the threshold be fitted for the target",
+        )
+    return calibrated
+
+
+def threshold_summary(th: Thresholds) -> dict[str, Any]:
+    """What the training summary says of the window threshold and the rate it stands for."""
+    return {
+        "window": th.window,
+        "method": th.method,
+        "target_false_alarm_rate": th.target_false_alarm_rate,
+        "fitted_false_alarm_rate": th.fitted_false_alarm_rate,
+        "calibration_steps": th.calibration_steps,
+    }
 
 
 def evaluate_detector(
@@ -315,7 +338,7 @@ def run_training_job(
     summary: dict[str, Any] = {
         "model": name,
         "version": version,
-        "thresholds": {"window": detector.active_thresholds.window, "method": opts.method},
+        "thresholds": threshold_summary(detector.active_thresholds),
         "metrics": metrics,
         "training_data": {k: v for k, v in data_summary.items() if k != "files"},
         "report": str(registry_root / name / version / "report"),

@@ -72,10 +72,16 @@ def robust_spread(scores: np.ndarray) -> float:
 MIN_TAIL_POINTS = 10  # never ask for a tail rate below 10 / n: fewer points are no evidence
 
 
+def tail_rate(risk: float, n: int) -> float:
+    """The per-step rate a threshold on n scores is fitted for: `risk`, or 10 / n where that
+    is larger. On short training sets (SKAB: 400 steps, 10 / n = 2.5e-2) the floor, not the
+    risk, sets the threshold."""
+    return max(risk, MIN_TAIL_POINTS / n) if n else risk
+
+
 def threshold(scores: np.ndarray, risk: float, method: str) -> float:
     """The calibrated threshold for a per-step false-alarm rate `risk` (at least 10 / n)."""
-    n = int(np.isfinite(scores).sum())
-    rate = max(risk, MIN_TAIL_POINTS / n) if n else risk
+    rate = tail_rate(risk, int(np.isfinite(scores).sum()))
     return pot_threshold(scores, rate) if method == "pot" else quantile_threshold(scores, rate)
 
 
@@ -129,12 +135,14 @@ def calibrate(
     Smoothing scales are standardised first (`standardise_scales`). One rule per channel for
     the point scores; a channel never observed in `parts` has no scores and borrows the
     highest finite point threshold. The tail rate asked for never goes below 10 / n
-    (`threshold`). The spread of the step scores is the unit of severity.
+    (`threshold`); the thresholds record the rate the window threshold was fitted for and on
+    how many steps. The spread of the step scores is the unit of severity.
     """
     points_of_parts = detector.point_scores(_scorable(detector, parts))
     detector = standardise_scales(detector, points_of_parts, risk, method)
     steps, points = _smoothed_and_points(detector, points_of_parts)
     window = threshold(steps, risk, method)
+    n_steps = int(np.isfinite(steps).sum())
     point = np.array([threshold(points[:, c], risk, method) for c in range(points.shape[1])])
     finite = point[np.isfinite(point)]
     point = np.where(np.isfinite(point), point, finite.max() if finite.size else window)
@@ -145,5 +153,7 @@ def calibrate(
             method=method,
             target_false_alarm_rate=risk,
             window_spread=robust_spread(steps),
+            fitted_false_alarm_rate=tail_rate(risk, n_steps),
+            calibration_steps=n_steps,
         )
     )

@@ -57,6 +57,10 @@ class Thresholds:
     method: Literal["pot", "quantile"] = "quantile"  # how `window` was calibrated
     target_false_alarm_rate: float = 0.01
     window_spread: float = 1.0  # robust spread of validation step scores (for severity)
+    # The rate `window` was fitted for: the target, or 10 / calibration_steps where that is
+    # larger (a tail of fewer points is no evidence). None: not recorded (older models).
+    fitted_false_alarm_rate: float | None = None
+    calibration_steps: int | None = None  # finite step scores `window` was fitted on
 
     @classmethod
     def never(cls, n_channels: int) -> Thresholds:

@@ -12,6 +12,7 @@ value arrives bit for bit. Three kinds:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 from multiprocessing.connection import Connection
@@ -58,14 +59,7 @@ def detector_message(detector: Detector) -> tuple[Header, list[np.ndarray]]:
     fields = {
         "architecture": architecture_of(detector.model.cfg).model_dump(mode="json"),
         "channels": list(detector.channels),
-        "thresholds": None
-        if th is None
-        else {
-            "window": float(th.window),
-            "method": th.method,
-            "target_false_alarm_rate": th.target_false_alarm_rate,
-            "window_spread": th.window_spread,
-        },
+        "thresholds": None if th is None else _threshold_fields(th),
         **{name: getattr(detector, name) for name in _PLAIN},
         "scales": [asdict(s) for s in detector.scales],
         "device": str(detector.device),
@@ -77,6 +71,12 @@ def detector_message(detector: Detector) -> tuple[Header, list[np.ndarray]]:
     arrays.append(th.point if th is not None else np.zeros(0))
     arrays.append(np.frombuffer(weights, dtype=np.uint8))
     return {"kind": "model", "detector": fields}, arrays
+
+
+def _threshold_fields(th: Thresholds) -> dict[str, Any]:
+    """Every field of the thresholds but `point` (an array, sent as one)."""
+    plain = {f.name: getattr(th, f.name) for f in dataclasses.fields(th) if f.name != "point"}
+    return {**plain, "window": float(th.window)}
 
 
 # the Detector's fields that travel as they are (JSON numbers, strings, null)
