@@ -1,23 +1,9 @@
-"""Twelfth screen of issue 11 (docs/quality.md, "Calibration on steady-state scores"):
-the shipped calibration pools the smoothed scores of the in-sample part and of the held-out
-tail, each smoothed from its own start, so the first span - 1 values of each part come from
-partial kernels. Variants, all on the same trained model per series (training seed SEED):
-
-  shipped       as the product does (each part from its own start)
-  joined        the held-out tail smoothed with the in-sample part as its history
-  steady[@r]    joined, then the first span - 1 values dropped (if >= 200 remain); risk r
-  circ[@r]      joined, each scale wrapped around (the series' end as the history of its
-                start): every value a full-kernel one; risk r
-
-Usage (repo root): MODES="shipped steady circ" SEED=0 OMP_NUM_THREADS=1 \
-  .venv/bin/python benchmarks/study/calibration_warmup.py FOLDER... > rows.jsonl
-then benchmarks/study/calibration_warmup_summary.py rows.jsonl (per family: AUC-PR, best F1,
-F1 at the threshold, its ratio, alarm : labelled rate). Point thresholds stay the shipped ones.
-"""
+"""Calibration on steady-state smoothed values vs as shipped (warm-up values pooled)."""
 import sys, json
 from dataclasses import replace
 from pathlib import Path
 import numpy as np, os
+sys.path.insert(0, "/work/main")
 from schemas.series_csv import read_series_csv
 from training.job import TrainOptions, train_detector
 from training.backfill import score_table
@@ -34,10 +20,10 @@ def variant_sequences(det, points, mode):
     elif mode == "joined":
         seqs = [[np.concatenate(raws)]]
         drop = False
-    elif mode.startswith("steady"):
+    elif mode.startswith("steady") or mode.startswith("unitsteady"):
         seqs = [[np.concatenate(raws)]]
         drop = True
-    elif mode.startswith("circ"):
+    elif mode.startswith("circ") or mode.startswith("unitcirc"):
         seqs = [[np.concatenate(raws)]]
         drop = "circ"
     return seqs[0], drop
@@ -58,6 +44,8 @@ def calibrate_variant(det, parts, risk, method, mode):
         center = float(np.median(finite)); excess = cal.threshold(finite, risk, method) - center
         scales.append(replace(plain, center=center, spread=excess if excess > 1e-9 else 1.0))
     det2 = replace(det, scales=tuple(scales))
+    if mode.startswith("unit"):  # scales from steady-state values, window threshold as shipped
+        seqs, drop = [p.raw_step for p in points], False
     steps = []
     span = max(s.span for s in det2.scales)
     for r in seqs:
