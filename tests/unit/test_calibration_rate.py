@@ -20,6 +20,8 @@ from vaecore import Detector
 from vaecore.calibration import calibrate, tail_rate, threshold
 from worker.scorer_wire import detector_from, detector_message
 
+pytestmark = pytest.mark.unit
+
 
 def _smoothed(detector: Detector) -> Detector:
     """Tiled sub-windows and one rolling mean of 16 steps."""
