@@ -373,6 +373,8 @@ class WorkerLoop:
         m.consumed.inc(len(batch))
         m.corrected.inc(out.valid)
         m.events.inc(out.events)
+        m.steps_scored.inc(out.steps.scored)
+        m.steps_above.inc(out.steps.above)
         for status, n in out.episodes.items():
             m.episodes.labels(status=status).inc(n)
         m.open_episodes.inc(out.episodes.get("open", 0) - out.episodes.get("resolved", 0))
@@ -408,7 +410,7 @@ class WorkerLoop:
         detector = self.detector()
         if detector is not None and detector.version != self._serving:
             log.info("model_serving", model=detector.name, version=detector.version)
-            self.metrics.set_model(detector.name, detector.version)
+            self.metrics.set_model(detector.name, detector.version, detector.thresholds)
             self._serving = detector.version
         self.health.model_loaded = detector is not None
         return detector

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,6 +21,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+if TYPE_CHECKING:  # vaecore imports torch; the metrics module must not
+    from vaecore import Thresholds
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -75,6 +78,22 @@ class Metrics:
         self.model_info = Gauge(
             "vaewatch_model_info", "the serving model (value 1)", ["name", "version"], registry=r
         )
+        self.model_alarm_rate = Gauge(
+            "vaewatch_model_false_alarm_rate",
+            "per-step false-alarm rate of the serving model's window threshold "
+            "(kind: target, as asked; fitted, what the calibration data allowed)",
+            ["kind"],
+            registry=r,
+        )
+        self.steps_scored = Counter(
+            "vaewatch_steps_scored", "step scores of the windows scored", registry=r
+        )
+        self.steps_above = Counter(
+            "vaewatch_steps_above_threshold",
+            "step scores above the window threshold (their rate over steps_scored is the live "
+            "per-step alarm rate)",
+            registry=r,
+        )
         self.reloads = Counter(
             "vaewatch_model_reloads", "model reload attempts", ["result"], registry=r
         )
@@ -123,9 +142,15 @@ class Metrics:
                 self.lag.remove(topic, str(partition))
                 self._lag_labels.discard((topic, partition))
 
-    def set_model(self, name: str, version: str) -> None:
+    def set_model(self, name: str, version: str, thresholds: Thresholds | None = None) -> None:
         self.model_info.clear()
         self.model_info.labels(name=name, version=version).set(1)
+        self.model_alarm_rate.clear()
+        if thresholds is None:
+            return
+        self.model_alarm_rate.labels(kind="target").set(thresholds.target_false_alarm_rate)
+        if thresholds.fitted_false_alarm_rate is not None:  # None: a model from before it
+            self.model_alarm_rate.labels(kind="fitted").set(thresholds.fitted_false_alarm_rate)
 
     def metric_names(self) -> set[str]:
         return {m.name for m in self.registry.collect()}

@@ -52,6 +52,25 @@ class Topics:
     state: str = ""  # "" = no state changelog
 
 
+@dataclass(frozen=True)
+class StepCounts:
+    """Step scores of a batch's windows, and how many were above the window threshold: over
+    time their ratio is the live per-step alarm rate, to hold against the rate the threshold
+    was fitted for (`Thresholds.fitted_false_alarm_rate`). Overlapping windows count a step
+    once per window that holds it."""
+
+    scored: int
+    above: int
+
+
+def count_steps(scores: list[WindowScores], threshold: float) -> StepCounts:
+    steps = [s.step for s in scores]
+    if not steps:
+        return StepCounts(0, 0)
+    joined = np.concatenate(steps)
+    return StepCounts(int(np.isfinite(joined).sum()), int((joined > threshold).sum()))
+
+
 @dataclass
 class BatchOutput:
     records: list[OutRecord] = field(default_factory=list)
@@ -61,6 +80,7 @@ class BatchOutput:
     window_ends: list[datetime] = field(default_factory=list)  # for the window-age metric
     score_seconds: float = 0.0
     episodes: dict[str, int] = field(default_factory=dict)  # messages by status
+    steps: StepCounts = field(default_factory=lambda: StepCounts(0, 0))
 
 
 @dataclass(frozen=True)
@@ -92,6 +112,7 @@ class ScoredBatch:
     decoded: DecodedBatch
     scored: dict[int, tuple[WindowScores, np.ndarray, np.ndarray]]
     score_seconds: float
+    steps: StepCounts = field(default_factory=lambda: StepCounts(0, 0))
     verdicts: dict[int, Verdict] = field(default_factory=dict)  # anomalous windows, by slot id
     episodes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # by slot id
     expired: list[dict[str, Any]] = field(default_factory=list)  # idle series' resolves
@@ -159,6 +180,7 @@ def score_batch(
         scores = detector.window_scores(points, links, history)
         batch.score_seconds = tick() - started
         th = detector.active_thresholds
+        batch.steps = count_steps(scores, th.window)
         for v, sc, c in zip(valid, scores, corrections, strict=True):
             batch.scored[id(v)] = (sc, c.values, c.replaced)
             if sc.is_anomaly:
@@ -218,7 +240,9 @@ def encode_batch(
 ) -> BatchOutput:
     """Stage 3 (Python: JSON): output records in input order (events before corrected)."""
     out = BatchOutput(
-        dead_letters=dict(batch.decoded.dead_letters), score_seconds=batch.score_seconds
+        dead_letters=dict(batch.decoded.dead_letters),
+        score_seconds=batch.score_seconds,
+        steps=batch.steps,
     )
     model = ModelRef(name=detector.name, version=detector.version)
     th = detector.active_thresholds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from kafkaio.records import DeliveryError, InRecord, OutRecord, TopicPartition
-from schemas.messages import encode_window
+from schemas.messages import decode_window, encode_window
 from schemas.series_csv import read_series_csv
 from tests.model_factory import SMD
 from vaecore import Detector
@@ -620,3 +620,25 @@ def test_lag_gauges_of_partitions_lost_without_a_callback_go_at_the_next_update(
     loop._update_lag()
     assert lag_gauge(loop, 0) is None
     assert lag_gauge(loop, 1) == 11
+
+
+def test_the_live_alarm_rate_counts_step_scores_beside_the_models_fitted_rate(
+    tiny_detector: Detector,
+) -> None:
+    """vaewatch_steps_above_threshold / vaewatch_steps_scored is the live per-step alarm
+    rate; vaewatch_model_false_alarm_rate{kind} what the serving model's threshold stands for."""
+    source = FakeSource(records(tiny_detector, 12))
+    windows = [decode_window(r.value or b"").values for r in source.records]
+    steps = np.concatenate([tiny_detector.score([w])[0].step for w in windows])
+    middle = float(np.nanmedian(steps))  # a threshold half the steps are above
+    th = replace(tiny_detector.active_thresholds, window=middle, fitted_false_alarm_rate=0.02)
+    detector = tiny_detector.with_thresholds(th)
+    loop = make_loop(source, FakeSink(source.log), detector)
+    assert loop._serving_model() is detector
+    run_until_drained(loop, source)
+    sample = loop.metrics.registry.get_sample_value
+    assert sample("vaewatch_steps_scored_total") == np.isfinite(steps).sum()
+    assert sample("vaewatch_steps_above_threshold_total") == (steps > middle).sum() > 0
+    kinds = ("target", "fitted")
+    rates = {k: sample("vaewatch_model_false_alarm_rate", {"kind": k}) for k in kinds}
+    assert rates == {"target": th.target_false_alarm_rate, "fitted": 0.02}
