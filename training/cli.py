@@ -409,7 +409,7 @@ def _models(args: argparse.Namespace) -> int:
                 "created_at": m.created_at,
                 "channels": len(m.channels),
                 "window": m.architecture.window,
-                "thresholds": {"window": m.thresholds.window, "method": m.thresholds.method},
+                "thresholds": m.thresholds.model_dump(exclude={"point"}),
                 "metrics": m.metrics,
                 "training_data": {k: v for k, v in m.training_data.items() if k != "files"},
                 "report": [str(resolved.path / "report" / p) for p in report],

@@ -65,7 +65,11 @@ def test_train_publish_promote_score_evaluate_and_gate(
     assert {"auc_pr", "vus_pr", "best_f1", "f1", "pa_f1_optimistic"} <= set(evaluation["overall"])
 
     code, out = cli(capsys, "models", "show", "--registry", reg, "--model", "smd")
-    assert json.loads(out)["production"] is True
+    shown = json.loads(out)
+    assert shown["production"] is True
+    for key in ("window", "fitted_false_alarm_rate", "calibration_steps"):
+        assert shown["thresholds"][key] == summary["thresholds"][key], key
+    assert shown["thresholds"]["calibration_steps"] > 0
 
 
 def test_the_gate_refuses_a_worse_candidate(
