@@ -19,7 +19,7 @@ import structlog
 import torch
 from tqdm import tqdm
 
-from modelstore.artifact import load_artifact, save_artifact
+from modelstore.artifact import load_artifact, manifest_thresholds, save_artifact
 from modelstore.registry import Registry
 from schemas.series_csv import SeriesTable
 from training.backfill import mean_metrics, score_table, series_metrics
@@ -257,14 +257,8 @@ def calibrate(
 
 
 def threshold_summary(th: Thresholds) -> dict[str, Any]:
-    """What the training summary says of the window threshold and the rate it stands for."""
-    return {
-        "window": th.window,
-        "method": th.method,
-        "target_false_alarm_rate": th.target_false_alarm_rate,
-        "fitted_false_alarm_rate": th.fitted_false_alarm_rate,
-        "calibration_steps": th.calibration_steps,
-    }
+    """The thresholds as the manifest stores them, but the point array (as `models show`)."""
+    return manifest_thresholds(th).model_dump(exclude={"point"})
 
 
 def evaluate_detector(
