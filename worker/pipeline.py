@@ -80,7 +80,7 @@ class BatchOutput:
     window_ends: list[datetime] = field(default_factory=list)  # for the window-age metric
     score_seconds: float = 0.0
     episodes: dict[str, int] = field(default_factory=dict)  # messages by status
-    steps: StepCounts = field(default_factory=lambda: StepCounts(0, 0))
+    steps: StepCounts = StepCounts(0, 0)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class ScoredBatch:
     decoded: DecodedBatch
     scored: dict[int, tuple[WindowScores, np.ndarray, np.ndarray]]
     score_seconds: float
-    steps: StepCounts = field(default_factory=lambda: StepCounts(0, 0))
+    steps: StepCounts = StepCounts(0, 0)
     verdicts: dict[int, Verdict] = field(default_factory=dict)  # anomalous windows, by slot id
     episodes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # by slot id
     expired: list[dict[str, Any]] = field(default_factory=list)  # idle series' resolves
