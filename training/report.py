@@ -1,7 +1,8 @@
 """The training report: PNG plots written next to the manifest of every version.
 
 loss.png      train and validation loss per epoch (did it converge, did it overfit?)
-scores.png    histogram of validation step scores with the calibrated window threshold,
+scores.png    histogram of validation step scores with the calibrated window threshold (and the
+              per-step rate it was fitted for),
               and labelled test scores when there are any
 examples.png  a few windows: input, reconstruction +-2 sigma, flagged points
 """
@@ -57,6 +58,20 @@ def _loss(path: Path, history: FitHistory) -> Path:
     return path
 
 
+def threshold_label(detector: Detector) -> str:
+    """The threshold's legend: the per-step rate it was fitted for, and the target where
+    the calibration data were too few for it (10 / n above the risk asked for)."""
+    th = detector.active_thresholds
+    fitted = th.fitted_false_alarm_rate
+    if fitted is None:
+        return "window threshold"
+    label = f"window threshold, fitted for {fitted:.2%} of steps"
+    if fitted > th.target_false_alarm_rate:
+        steps = th.calibration_steps or 0
+        label += f"\n(target {th.target_false_alarm_rate:.2%}: {steps:,} calibration steps)"
+    return label
+
+
 def _scores(
     path: Path, detector: Detector, val_parts: Sequence[np.ndarray], tests: Sequence[SeriesTable]
 ) -> Path:
@@ -75,8 +90,8 @@ def _scores(
         ok = np.isfinite(steps)
         ax.hist(steps[ok & (labels == 0)], bins=60, alpha=0.4, density=True, label="test normal")
         ax.hist(steps[ok & (labels == 1)], bins=60, alpha=0.6, density=True, label="test anomalous")
-    ax.axvline(detector.active_thresholds.window, color="red", label="window threshold")
-    ax.set(xlabel="step score (NLL)", ylabel="density", title="Score distribution", yscale="log")
+    ax.axvline(detector.active_thresholds.window, color="red", label=threshold_label(detector))
+    ax.set(xlabel="smoothed step score", ylabel="density", title="Score distribution", yscale="log")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -98,3 +98,19 @@ def test_a_manifest_from_before_the_fitted_rate_still_loads() -> None:
     th = core_thresholds(stored)
     assert (th.fitted_false_alarm_rate, th.calibration_steps) == (None, None)
     assert th.window == 2.0
+
+
+def test_the_score_plot_says_which_rate_the_threshold_stands_for(
+    trained: Detector,  # noqa: F811
+) -> None:
+    from training.report import threshold_label
+
+    few = calibrate(_smoothed(trained), [clean_signal(700, seed=51)], 1e-3, "quantile")
+    th = few.active_thresholds
+    label = threshold_label(few)
+    assert f"fitted for {th.fitted_false_alarm_rate:.2%} of steps" in label
+    assert f"(target 0.10%: {th.calibration_steps:,} calibration steps)" in label
+    many = few.with_thresholds(replace(th, fitted_false_alarm_rate=1e-3))
+    assert threshold_label(many) == "window threshold, fitted for 0.10% of steps"
+    older = few.with_thresholds(replace(th, fitted_false_alarm_rate=None))
+    assert threshold_label(older) == "window threshold"
