@@ -311,8 +311,7 @@ def main() -> int:
         if test.labels is not None and test.labels.sum() > 0:
             series.append((folder, train.values, test.values, test.labels.astype(int)))
     all_scores: list[dict[str, np.ndarray]] = []
-    predicted: list[np.ndarray] = []
-    fitted_rates: list[float | None] = []
+    runs: list[VaewatchRun] = []
     seconds: dict[str, float] = {m: 0.0 for m in ["vaewatch", *BASELINES]}
     for folder, train_values, test_values, _ in tqdm(series, desc="vaewatch", unit="series"):
         run = run_vaewatch(folder, overrides)
@@ -323,8 +322,7 @@ def main() -> int:
             scores[name] = method(train_values, test_values)
             seconds[name] += time.perf_counter() - started
         all_scores.append(scores)
-        predicted.append(run.flags)
-        fitted_rates.append(run.fitted_rate)
+        runs.append(run)
     peer_scores, peer_seconds = run_peers(
         [(tr, te) for _, tr, te, _ in series], peers, fresh=args.fresh_peers
     )
@@ -335,9 +333,7 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
     first_channels: list[np.ndarray] = []  # VUS-PR's window: from the data, same for every method
-    for (folder, _, test_values, labels), scores, flags, fitted in zip(
-        series, all_scores, predicted, fitted_rates, strict=True
-    ):
+    for (folder, _, test_values, labels), scores, run in zip(series, all_scores, runs, strict=True):
         for method_name, raw in scores.items():
             row: dict[str, Any] = {
                 "dataset": folder.parent.name,
@@ -351,11 +347,11 @@ def main() -> int:
             score = ranked(raw)
             row.update(auc_pr=auc_pr(score, labels), best_f1=best_f1(score, labels))
             if method_name == "vaewatch":
-                row["f1_at_threshold"] = f1_at(flags, labels)
+                row["f1_at_threshold"] = f1_at(run.flags, labels)
                 row["f1_at_labelled_rate"] = f1_at_labelled_rate(score, labels)
-                row["alarm_rate"] = float(np.mean(flags))
+                row["alarm_rate"] = float(np.mean(run.flags))
                 row["labelled_rate"] = float(np.mean(labels))
-                row["fitted_false_alarm_rate"] = fitted
+                row["fitted_false_alarm_rate"] = run.fitted_rate
             rows.append(row)
             pairs.append((score, labels))
             first_channels.append(test_values[:, 0])
