@@ -43,12 +43,34 @@ def split_series(
     values: np.ndarray, val_fraction: float, window: int, where: str = "series"
 ) -> Split:
     """Hold out the last `val_fraction` of a series (at least one window) for validation."""
-    n_val = max(int(len(values) * val_fraction), window)
+    n_val = _validation_rows(len(values), val_fraction, window)
     if len(values) - n_val < window:
         raise UserInputError(
             f"{where}: {len(values)} rows is too short for window {window} plus a validation tail"
+            f" (it needs {_rows_needed(val_fraction, window)}: one window to train on, and a"
+            f" held-out tail of {val_fraction:g} of the rows and at least one window); give it"
+            " more rows or a smaller --window"
         )
     return Split(values[:-n_val], values[-n_val:])
+
+
+def _validation_rows(rows: int, val_fraction: float, window: int) -> int:
+    return max(int(rows * val_fraction), window)
+
+
+def _rows_needed(val_fraction: float, window: int) -> int:
+    rows = 2 * window
+    while rows - _validation_rows(rows, val_fraction, window) < window:
+        rows += 1
+    return rows
+
+
+def unobserved_channels(parts: Sequence[np.ndarray], channels: Sequence[str]) -> list[str]:
+    """The channels with no observed (non-missing, unlabelled) value in any of `parts`."""
+    seen = np.zeros(len(channels), dtype=bool)
+    for part in parts:
+        seen |= ~np.isnan(part).all(axis=0)
+    return [name for name, observed in zip(channels, seen, strict=True) if not observed]
 
 
 def cut_windows(values: np.ndarray, window: int, stride: int) -> np.ndarray:

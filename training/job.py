@@ -23,7 +23,14 @@ from modelstore.artifact import load_artifact, manifest_thresholds, save_artifac
 from modelstore.registry import Registry
 from schemas.series_csv import SeriesTable
 from training.backfill import mean_metrics, score_table, series_metrics
-from training.data import cut_windows, load_tables, masked_values, split_series, stride_for
+from training.data import (
+    cut_windows,
+    load_tables,
+    masked_values,
+    split_series,
+    stride_for,
+    unobserved_channels,
+)
 from vaecore import (
     ChannelScaler,
     ConvVAE,
@@ -182,12 +189,24 @@ def _fit_config(opts: TrainOptions) -> FitConfig:
     )
 
 
+def _require_observed_channels(train_rows: list[np.ndarray], channels: Sequence[str]) -> None:
+    blind = unobserved_channels(train_rows, channels)
+    if blind:
+        raise UserInputError(
+            f"no observed value of channel(s) {', '.join(map(repr, blind))} in the training rows"
+            " (every value there is missing or labelled anomalous, and the held-out tail is not"
+            " trained on): the model cannot learn what normal looks like for them; give them"
+            " readings or leave the column out"
+        )
+
+
 def train_detector(tables: Sequence[SeriesTable], opts: TrainOptions) -> Trained:
     """Fit scaler and VAE on the training part of every series; keep both parts for calibration."""
     splits = [
         split_series(masked_values(t), opts.val_fraction, opts.window, str(t.path)) for t in tables
     ]
     train_rows = [s.train for s in splits]
+    _require_observed_channels(train_rows, tables[0].channels)
     scaler = ChannelScaler.fit(np.concatenate(train_rows))
     stride = stride_for(sum(len(r) for r in train_rows), opts.window, opts.max_windows)
     train = _windows([scaler.transform(r) for r in train_rows], opts.window, stride)
@@ -282,14 +301,29 @@ def evaluate_detector(
     return {"series": rows, "mean": mean_metrics(rows)}
 
 
-def labelled_tests(paths: Sequence[Path], channels: tuple[str, ...]) -> list[SeriesTable]:
+def labelled_tests(
+    paths: Sequence[Path], channels: tuple[str, ...], window: int
+) -> list[SeriesTable]:
+    """The test.csv files the model can be evaluated on: labelled, with an anomaly, the model's
+    channels and at least one window of rows. A shorter one is left out with a warning, so
+    one short file does not throw away the model just trained."""
     try:
         tables = load_tables(paths, "test.csv")
     except UserInputError:
         return []
-    return [
+    usable = [
         t for t in tables if t.labels is not None and t.labels.sum() > 0 and t.channels == channels
     ]
+    for table in usable:
+        if len(table.values) < window:
+            log.warning(
+                "test_series_not_evaluated",
+                path=str(table.path),
+                rows=len(table.values),
+                window=window,
+                reason="shorter than the model window",
+            )
+    return [t for t in usable if len(t.values) >= window]
 
 
 def gate_metric(
@@ -312,7 +346,7 @@ def run_training_job(
     trained = train_detector(tables, opts)
     history, val_parts, data_summary = trained.history, trained.val_parts, trained.summary
     detector = calibrate(trained.detector, trained.train_parts, val_parts, opts)
-    tests = labelled_tests(paths, detector.channels)
+    tests = labelled_tests(paths, detector.channels, detector.window)
     metrics: dict[str, Any] = {"best_val_loss": history.best_val_loss}
     if tests:
         metrics["test"] = evaluate_detector(detector, tests)["mean"]

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 
 from schemas.series_csv import SeriesTable
 from vaecore import Detector, FitHistory
@@ -82,14 +84,15 @@ def _scores(
     bins: int | list[float] = (
         [float(b) for b in np.histogram_bin_edges(val_steps, bins=60)] if val_steps.size else 60
     )
-    ax.hist(val_steps, bins=bins, alpha=0.6, density=True, label="validation")
-    if tests:
-        scored = detector.score([t.values for t in tests[:4]])
+    _density(ax, val_steps, bins, alpha=0.6, label="validation")
+    labelled = [t for t in tests if t.labels is not None][:4]
+    if labelled:
+        scored = detector.score([t.values for t in labelled])
         steps = np.concatenate([s.step for s in scored])
-        labels = np.concatenate([t.labels for t in tests[:4] if t.labels is not None])
+        labels = np.concatenate([t.labels for t in labelled if t.labels is not None])
         ok = np.isfinite(steps)
-        ax.hist(steps[ok & (labels == 0)], bins=60, alpha=0.4, density=True, label="test normal")
-        ax.hist(steps[ok & (labels == 1)], bins=60, alpha=0.6, density=True, label="test anomalous")
+        _density(ax, steps[ok & (labels == 0)], 60, alpha=0.4, label="test normal")
+        _density(ax, steps[ok & (labels == 1)], 60, alpha=0.6, label="test anomalous")
     ax.axvline(detector.active_thresholds.window, color="red", label=threshold_label(detector))
     ax.set(xlabel="smoothed step score", ylabel="density", title="Score distribution", yscale="log")
     ax.legend(fontsize=8)
@@ -97,6 +100,12 @@ def _scores(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _density(ax: Axes, values: np.ndarray, bins: int | list[float], **style: Any) -> None:
+    """A density histogram; nothing to draw (an empty part) draws nothing rather than NaNs."""
+    if values.size:
+        ax.hist(values, bins=bins, density=True, **style)
 
 
 def _example_windows(

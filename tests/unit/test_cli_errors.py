@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from tests.model_factory import publish
+from training.data import split_series
+from training.job import labelled_tests
 from vaecore import Detector
 from vaewatch.cli import main
+from vwbase.errors import UserInputError
 
 pytestmark = pytest.mark.unit
 
@@ -45,6 +51,36 @@ def test_train_on_bad_csv_is_one_line(
     assert last.startswith("vaewatch train: error: ")
     assert expected in last
     assert "Traceback" not in err
+
+
+def test_train_names_a_channel_never_observed_in_the_training_rows(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rows = "".join(f"{i},{i % 7},,{i % 5}\n" for i in range(200))
+    data = write(tmp_path / "d" / "s" / "train.csv", "timestamp,a,b,c\n" + rows)
+    code, err = run(
+        capsys, "train", "--data", str(data), "--registry", str(tmp_path / "r"), "--model", "m"
+    )
+    assert code == 2
+    last = err.splitlines()[-1]
+    assert "no observed value of channel(s) 'b'" in last
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("window", "val_fraction"), [(64, 0.2), (32, 0.5), (16, 0.75)])
+def test_too_short_says_how_many_rows_a_series_needs(window: int, val_fraction: float) -> None:
+    def rows(n: int) -> np.ndarray:
+        return np.zeros((n, 1))
+
+    with pytest.raises(UserInputError, match=r"it needs (\d+)") as refused:
+        split_series(rows(window), val_fraction, window)
+    match = re.search(r"it needs (\d+)", str(refused.value))
+    assert match is not None
+    needed = int(match.group(1))
+    split = split_series(rows(needed), val_fraction, window)
+    assert len(split.train) >= window and len(split.val) >= window
+    with pytest.raises(UserInputError):
+        split_series(rows(needed - 1), val_fraction, window)
 
 
 def test_train_on_an_empty_directory(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -124,3 +160,21 @@ def test_worker_help_lists_every_setting_and_the_log_level(
     text = capsys.readouterr().out
     for name in [*WorkerSettings.model_fields, "log_level"]:
         assert env_var(name) in text, f"{env_var(name)} missing from worker --help"
+
+
+def test_a_test_series_shorter_than_the_window_is_left_out_of_evaluation_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    def labelled(rows: int) -> str:
+        return "timestamp,a,label\n" + "".join(
+            f"{i},{i % 7},{int(i > rows // 2)}\n" for i in range(rows)
+        )
+
+    write(tmp_path / "d" / "long" / "test.csv", labelled(100))
+    write(tmp_path / "d" / "short" / "test.csv", labelled(20))
+    with capture_logs() as logs:
+        tests = labelled_tests([tmp_path / "d"], ("a",), window=64)
+    assert [t.series for t in tests] == ["long"]
+    skipped = [e for e in logs if e["event"] == "test_series_not_evaluated"]
+    assert len(skipped) == 1
+    assert skipped[0]["rows"] == 20 and skipped[0]["path"].endswith("short/test.csv")
