@@ -1,0 +1,59 @@
+"""Screen: train each series with several seeds and see whether the lowest validation loss
+picks the better detector (restarts cost training time only, not scoring).
+
+    python benchmarks/study/restart_screen.py OUT.jsonl SEEDS FAMILY...
+
+One JSON line per (series, seed): the validation loss early stopping kept (the ELBO on the
+held-out tail), and test AUC-PR, best F1 and F1 at the calibrated threshold of the shipped
+score (backfill view). Analyse with restart_summary.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from schemas.series_csv import read_series_csv  # noqa: E402
+from training.backfill import score_table  # noqa: E402
+from training.job import TrainOptions, calibrate, train_detector  # noqa: E402
+from training.metrics import auc_pr, best_f1, f1_at  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def main() -> None:
+    out, seeds, families = Path(sys.argv[1]), [int(s) for s in sys.argv[2].split(",")], sys.argv[3:]
+    with out.open("a") as sink:
+        for family in families:
+            for folder in sorted(p.parent for p in (DATA / family).glob("*/test.csv")):
+                train = read_series_csv(folder / "train.csv")
+                test = read_series_csv(folder / "test.csv")
+                if test.labels is None or not test.labels.any():
+                    continue
+                for seed in seeds:
+                    started = time.perf_counter()
+                    opts = TrainOptions(progress=False, seed=seed)
+                    trained = train_detector([train], opts)
+                    det = calibrate(trained.detector, trained.train_parts, trained.val_parts, opts)
+                    result = score_table(det, test, correct=False)
+                    row = {
+                        "family": family,
+                        "series": folder.name,
+                        "seed": seed,
+                        "val_loss": trained.history.best_val_loss,
+                        "epochs": len(trained.history.epochs),
+                        "auc_pr": auc_pr(result.step, test.labels),
+                        "best_f1": best_f1(result.step, test.labels),
+                        "f1_at_threshold": f1_at(result.is_anomaly, test.labels),
+                        "seconds": round(time.perf_counter() - started, 1),
+                    }
+                    sink.write(json.dumps(row) + "\n")
+                    sink.flush()
+
+
+if __name__ == "__main__":
+    main()
