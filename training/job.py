@@ -314,16 +314,19 @@ def labelled_tests(
     usable = [
         t for t in tables if t.labels is not None and t.labels.sum() > 0 and t.channels == channels
     ]
+    evaluable = []
     for table in usable:
-        if len(table.values) < window:
-            log.warning(
-                "test_series_not_evaluated",
-                path=str(table.path),
-                rows=len(table.values),
-                window=window,
-                reason="shorter than the model window",
-            )
-    return [t for t in usable if len(t.values) >= window]
+        if len(table.values) >= window:
+            evaluable.append(table)
+            continue
+        log.warning(
+            "test_series_not_evaluated",
+            path=str(table.path),
+            rows=len(table.values),
+            window=window,
+            reason="shorter than the model window",
+        )
+    return evaluable
 
 
 def gate_metric(
