@@ -81,7 +81,11 @@ def tail_rate(risk: float, n: int) -> float:
 
 def threshold(scores: np.ndarray, risk: float, method: str) -> float:
     """The calibrated threshold for a per-step false-alarm rate `risk` (at least 10 / n)."""
-    rate = tail_rate(risk, int(np.isfinite(scores).sum()))
+    return threshold_at(scores, tail_rate(risk, int(np.isfinite(scores).sum())), method)
+
+
+def threshold_at(scores: np.ndarray, rate: float, method: str) -> float:
+    """The threshold for exactly the tail rate `rate` (the floor already applied)."""
     return pot_threshold(scores, rate) if method == "pot" else quantile_threshold(scores, rate)
 
 
@@ -141,8 +145,9 @@ def calibrate(
     points_of_parts = detector.point_scores(_scorable(detector, parts))
     detector = standardise_scales(detector, points_of_parts, risk, method)
     steps, points = _smoothed_and_points(detector, points_of_parts)
-    window = threshold(steps, risk, method)
     n_steps = int(np.isfinite(steps).sum())
+    window_rate = tail_rate(risk, n_steps)
+    window = threshold_at(steps, window_rate, method)
     point = np.array([threshold(points[:, c], risk, method) for c in range(points.shape[1])])
     finite = point[np.isfinite(point)]
     point = np.where(np.isfinite(point), point, finite.max() if finite.size else window)
@@ -153,7 +158,7 @@ def calibrate(
             method=method,
             target_false_alarm_rate=risk,
             window_spread=robust_spread(steps),
-            fitted_false_alarm_rate=tail_rate(risk, n_steps),
+            fitted_false_alarm_rate=window_rate,
             calibration_steps=n_steps,
         )
     )
