@@ -85,11 +85,11 @@ def _scores(
         [float(b) for b in np.histogram_bin_edges(val_steps, bins=60)] if val_steps.size else 60
     )
     _density(ax, val_steps, bins, alpha=0.6, label="validation")
-    labelled = [t for t in tests if t.labels is not None][:4]
+    labelled = [(t.values, t.labels) for t in tests if t.labels is not None][:4]
     if labelled:
-        scored = detector.score([t.values for t in labelled])
+        scored = detector.score([values for values, _ in labelled])
         steps = np.concatenate([s.step for s in scored])
-        labels = np.concatenate([t.labels for t in labelled if t.labels is not None])
+        labels = np.concatenate([labels for _, labels in labelled])
         ok = np.isfinite(steps)
         _density(ax, steps[ok & (labels == 0)], 60, alpha=0.4, label="test normal")
         _density(ax, steps[ok & (labels == 1)], 60, alpha=0.6, label="test anomalous")

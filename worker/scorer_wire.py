@@ -12,9 +12,9 @@ value arrives bit for bit. Three kinds:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import asdict
+from dataclasses import fields as dataclass_fields
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -75,7 +75,7 @@ def detector_message(detector: Detector) -> tuple[Header, list[np.ndarray]]:
 
 def _threshold_fields(th: Thresholds) -> dict[str, Any]:
     """Every field of the thresholds but `point` (an array, sent as one)."""
-    plain = {f.name: getattr(th, f.name) for f in dataclasses.fields(th) if f.name != "point"}
+    plain = {f.name: getattr(th, f.name) for f in dataclass_fields(th) if f.name != "point"}
     return {**plain, "window": float(th.window)}
 
 
