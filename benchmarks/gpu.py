@@ -45,7 +45,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -69,6 +68,7 @@ from benchmarks.speed import (
     paced_send,
     publish_model,
     read_timestamps,
+    scratch_tag,
     start_worker,
     synthetic,
     window_id,
@@ -509,8 +509,16 @@ class WorkerRun:
 
 
 def worker_row(bootstrap: str, registry: Path, run: WorkerRun, budget: Budget, logs: Path) -> Any:
+    """One worker row on topics of its own, deleted afterwards (`scratch_tag`)."""
+    with scratch_tag(bootstrap) as tag:
+        return tagged_worker_row(bootstrap, registry, run, budget, logs, tag)
+
+
+def tagged_worker_row(
+    bootstrap: str, registry: Path, run: WorkerRun, budget: Budget, logs: Path, tag: str
+) -> Any:
     window, channels = run.shape
-    model, tag = f"gpu-{window}x{channels}", uuid.uuid4().hex[:8]
+    model = f"gpu-{window}x{channels}"
     probe = messages(1, window, channels)[0]
     # the first workers to join drain alone while the others start: ~3 s more backlog
     wanted = int(run.guess_per_s * (budget.drain_s + (3 if run.count > 1 else 0)))

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from benchmarks.speed import (
     latency_at,
     messages,
     publish_model,
+    scratch_tag,
     synthetic,
     worker_rate,
 )
@@ -79,9 +79,9 @@ def _bound(
     row["compute_ceiling"], _, compute_cpu = compute_ceiling(detector, window, channels)
     torch.set_num_threads(threads)
     row["compute_cpu_ms_per_window"] = compute_cpu * 1000
-    topic = f"relay-{uuid.uuid4().hex[:6]}"
-    fill_topic(bootstrap, topic, raw)
-    row["io_ceiling"], io_cpu = io_ceiling(bootstrap, topic, len(raw), broker_pid)
+    with scratch_tag(bootstrap) as tag:
+        fill_topic(bootstrap, f"relay-{tag}", raw)
+        row["io_ceiling"], io_cpu = io_ceiling(bootstrap, f"relay-{tag}", len(raw), broker_pid)
     row["io_cpu_ms_per_window"] = io_cpu * 1000
     row["cpu_bound"] = cpu_bound(row, os.cpu_count() or 1)
     return row

@@ -35,7 +35,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,38 @@ def drain_windows(least: int, window: int, channels: int) -> int:
     4,096): a drain of a few batches measures the ramp, not the steady state."""
     size = len(messages(1, window, channels)[0])
     return max(least, min(8 * int(MAX_BATCH), DRAIN_BYTES // size))
+
+
+@contextmanager
+def scratch_tag(bootstrap: str) -> Iterator[str]:
+    """A fresh tag for one measurement's topics; on leaving, every topic named with it is
+    deleted. The embedded broker keeps every record in RAM: kept, eight relay drains of
+    128 x 8 grew it by 0.48 GB each, to 3.8 GB, and after the fourth its fill rate fell from
+    ~8,300 to ~5,000 windows/s and its relay cost rose 0.24 -> 0.31 CPU-ms a window, so a
+    measurement late in a run was slower than the same one early
+    (`benchmarks/results/broker-fill.txt`). Deleted, they stay flat."""
+    tag = uuid.uuid4().hex[:8]
+    try:
+        yield tag
+    finally:
+        drop_topics(bootstrap, tag)
+
+
+def drop_topics(bootstrap: str, tag: str) -> None:
+    """Delete every topic whose name holds `tag`; a broker that refuses only warns (the
+    measurement is done by then)."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        names = [t for t in admin.list_topics() if tag in t]
+        if names:
+            admin.delete_topics(names, timeout_ms=30_000)
+    except KafkaError as exc:
+        print(f"warning: topics of {tag} not deleted: {exc!r}", file=sys.stderr)
+    finally:
+        admin.close()
 
 
 def window_id(i: int, prefix: str = "") -> str:
@@ -413,29 +446,45 @@ def worker_rate(
     (the method before 2026-11-26 20:50Z, kept for A/B).
     A slow setting stops after `drain_timeout_s` of draining: its rate is what it did by then.
     """
-    tag = uuid.uuid4().hex[:8]
-    fill_topic(bootstrap, f"in-{tag}", raw)
-    proc = start_worker(bootstrap, registry, model, tag, log, env_extra)
-    try:
-        read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)  # joined, model warm
-        pids = {"worker": proc.pid, "broker": broker_pid, "reader": os.getpid()}
-        # the scoring process, and multiprocessing's idle resource tracker: summed as "scorer"
-        pids |= {f"scorer{i}": c for i, c in enumerate(children(proc.pid))}
-        meter = CpuMeter(pids)
-        done, used = drain_and_read(bootstrap, tag, len(raw), meter, drain_timeout_s, read_during)
-        cores: dict[str, float] = {}
-        for name, share in used.items():
-            key = "scorer" if name.startswith("scorer") else name
-            cores[key] = cores.get(key, 0.0) + share
-        rss = sum(
-            memory_mb(pid, "VmHWM")
-            for name, pid in pids.items()
-            if name.startswith(("worker", "scorer"))
-        )
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    with scratch_tag(bootstrap) as tag:
+        fill_topic(bootstrap, f"in-{tag}", raw)
+        proc = start_worker(bootstrap, registry, model, tag, log, env_extra)
+        try:
+            read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)  # joined, model warm
+            done, rss, cores = _meter_drain(
+                bootstrap, tag, len(raw), proc.pid, broker_pid, drain_timeout_s, read_during
+            )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
     return steady_rate(done), rss, cores
+
+
+def _meter_drain(
+    bootstrap: str,
+    tag: str,
+    n: int,
+    worker_pid: int,
+    broker_pid: int,
+    timeout_s: float,
+    read_during: bool,
+) -> tuple[list[tuple[str, int]], float, dict[str, float]]:
+    """A started worker's drain of `tag`'s n inputs: its outputs, its peak RSS (its scoring
+    process's added), and the cores each metered process used meanwhile."""
+    pids = {"worker": worker_pid, "broker": broker_pid, "reader": os.getpid()}
+    # the scoring process, and multiprocessing's idle resource tracker: summed as "scorer"
+    pids |= {f"scorer{i}": c for i, c in enumerate(children(worker_pid))}
+    done, used = drain_and_read(bootstrap, tag, n, CpuMeter(pids), timeout_s, read_during)
+    cores: dict[str, float] = {}
+    for name, share in used.items():
+        key = "scorer" if name.startswith("scorer") else name
+        cores[key] = cores.get(key, 0.0) + share
+    rss = sum(
+        memory_mb(pid, "VmHWM")
+        for name, pid in pids.items()
+        if name.startswith(("worker", "scorer"))
+    )
+    return done, rss, cores
 
 
 def drain_and_read(
@@ -515,28 +564,28 @@ def workers_rate(
     from kafkaio.client import ensure_topics
     from kafkaio.settings import kafka_settings
 
-    tag = uuid.uuid4().hex[:8]
-    partitions = 4 * processes
-    ensure_topics(kafka_settings(bootstrap), [f"in-{tag}"], partitions)
-    env = {"VAEWATCH_LOG_LEVEL": "INFO", "VAEWATCH_TOPIC_PARTITIONS": str(partitions)}
-    env["VAEWATCH_SCORER"] = scorer
-    logs = [log.with_suffix(f".{i}.log") for i in range(processes)]
-    procs = [start_worker(bootstrap, registry, model, tag, lg, env) for lg in logs]
-    try:
-        _wait_until_all_assigned(logs, processes)
-        fill_topic(bootstrap, f"in-{tag}", raw)
-        read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
-        meter = CpuMeter(  # scoring processes (and multiprocessing's tracker) run by now
-            {"broker": broker_pid, "reader": os.getpid()}
-            | {f"worker{i}": p.pid for i, p in enumerate(procs)}
-            | {f"worker{i}-{c}": c for i, p in enumerate(procs) for c in children(p.pid)}
-        )
-        done, used = drain_and_read(bootstrap, tag, len(raw), meter, drain_timeout_s)
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait(timeout=60)
+    with scratch_tag(bootstrap) as tag:
+        partitions = 4 * processes
+        ensure_topics(kafka_settings(bootstrap), [f"in-{tag}"], partitions)
+        env = {"VAEWATCH_LOG_LEVEL": "INFO", "VAEWATCH_TOPIC_PARTITIONS": str(partitions)}
+        env["VAEWATCH_SCORER"] = scorer
+        logs = [log.with_suffix(f".{i}.log") for i in range(processes)]
+        procs = [start_worker(bootstrap, registry, model, tag, lg, env) for lg in logs]
+        try:
+            _wait_until_all_assigned(logs, processes)
+            fill_topic(bootstrap, f"in-{tag}", raw)
+            read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
+            meter = CpuMeter(  # scoring processes (and multiprocessing's tracker) run by now
+                {"broker": broker_pid, "reader": os.getpid()}
+                | {f"worker{i}": p.pid for i, p in enumerate(procs)}
+                | {f"worker{i}-{c}": c for i, p in enumerate(procs) for c in children(p.pid)}
+            )
+            done, used = drain_and_read(bootstrap, tag, len(raw), meter, drain_timeout_s)
+        finally:
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                p.wait(timeout=60)
     cores = {k: v for k, v in used.items() if not k.startswith("worker")}
     cores["workers"] = sum(v for k, v in used.items() if k.startswith("worker"))
     return steady_rate(done), cores
@@ -573,19 +622,19 @@ def profile_worker(
     A separate run (the sampler slows what it watches). The topic holds ~14 s of work at the
     measured rate; sampling starts at the first output (group joined, model warm) for 8 s.
     """
-    tag = uuid.uuid4().hex[:8]
-    backlog = [raw[i % len(raw)] for i in range(int(rate * 14))]
-    fill_topic(bootstrap, f"in-{tag}", backlog)
-    proc = start_worker(bootstrap, registry, model, tag, out.with_suffix(".log"), env_extra)
-    try:
-        read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
-        sampler = profile.record(proc.pid, 8, out)
-        if sampler is None:
-            return {}
-        sampler.wait(timeout=60)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    with scratch_tag(bootstrap) as tag:
+        backlog = [raw[i % len(raw)] for i in range(int(rate * 14))]
+        fill_topic(bootstrap, f"in-{tag}", backlog)
+        proc = start_worker(bootstrap, registry, model, tag, out.with_suffix(".log"), env_extra)
+        try:
+            read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
+            sampler = profile.record(proc.pid, 8, out)
+            if sampler is None:
+                return {}
+            sampler.wait(timeout=60)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
     return profile.breakdown(out.read_text())
 
 
@@ -598,16 +647,16 @@ def latency_at(
     log: Path,
     env_extra: dict[str, str | None] | None = None,
 ) -> tuple[float, float]:
-    tag = uuid.uuid4().hex[:8]
-    proc = start_worker(bootstrap, registry, model, tag, log, env_extra)
-    try:
-        time.sleep(8)  # join the group before the clock starts
-        paced_send(bootstrap, f"in-{tag}", raw, rate)
-        inputs = read_timestamps(bootstrap, f"in-{tag}", len(raw), 60)
-        outputs = read_timestamps(bootstrap, f"co-{tag}", len(raw), 120)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+    with scratch_tag(bootstrap) as tag:
+        proc = start_worker(bootstrap, registry, model, tag, log, env_extra)
+        try:
+            time.sleep(8)  # join the group before the clock starts
+            paced_send(bootstrap, f"in-{tag}", raw, rate)
+            inputs = read_timestamps(bootstrap, f"in-{tag}", len(raw), 60)
+            outputs = read_timestamps(bootstrap, f"co-{tag}", len(raw), 120)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
     return latency_ms(inputs, outputs, {w for w, _ in inputs})
 
 
@@ -633,9 +682,9 @@ def bound_parts(
         for batch in sorted({1024, int(MAX_BATCH)})
     )
     out["compute_cpu_ms_per_window"] = min(compute_cpu, worker_cpu) * 1000
-    relay_topic = f"relay-{uuid.uuid4().hex[:6]}"
-    fill_topic(bootstrap, relay_topic, raw)
-    out["io_ceiling"], io_cpu = io_ceiling(bootstrap, relay_topic, len(raw), broker_pid)
+    with scratch_tag(bootstrap) as tag:
+        fill_topic(bootstrap, f"relay-{tag}", raw)
+        out["io_ceiling"], io_cpu = io_ceiling(bootstrap, f"relay-{tag}", len(raw), broker_pid)
     out["io_cpu_ms_per_window"] = io_cpu * 1000
     return out
 
