@@ -1,0 +1,90 @@
+"""Screen (issue 11, fifteenth): the network's size and the optimiser's step, never screened
+before: conv widths, kernel size, learning rate, batch size. Each config trains all 51
+labelled series with the given seeds at otherwise shipped defaults and scores test.csv through
+the backfill, exactly as restart_screen.py does (its rows at seeds 0-5 are the baseline).
+
+    python benchmarks/study/capacity_screen.py OUT.jsonl SEEDS CONFIG [CONFIG ...]
+
+CONFIG is a name from CONFIGS; FAMILIES=a,b limits the families. One JSON line per
+(config, series, seed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import training.job as job  # noqa: E402
+from schemas.series_csv import read_series_csv  # noqa: E402
+from training.backfill import score_table  # noqa: E402
+from training.job import TrainOptions, calibrate, train_detector  # noqa: E402
+from training.metrics import auc_pr, best_f1, f1_at  # noqa: E402
+from vaecore import VAEConfig  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+FAMILIES = (
+    "nab-artificialWithAnomaly", "nab-realAdExchange", "nab-realTraffic", "nab-realTweets",
+    "skab-valve1", "smd",
+)
+# name -> (network overrides, TrainOptions overrides); shipped: hidden (32, 64, 64), kernel 5,
+# lr 2e-3, batch 64
+CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "shipped": ({}, {}),  # reproduces restart_screen.py's rows (check)
+    "narrow": ({"hidden": (16, 32, 32)}, {}),
+    "wide": ({"hidden": (64, 128, 128)}, {}),
+    "kernel9": ({"kernel_size": 9}, {}),
+    "lr1e-3": ({}, {"lr": 1e-3}),
+    "lr5e-3": ({}, {"lr": 5e-3}),
+    "batch32": ({}, {"batch_size": 32}),
+}
+
+
+def patch_network(net: dict[str, Any]) -> None:
+    def vae_config(opts: TrainOptions, n_channels: int) -> VAEConfig:
+        return VAEConfig(
+            n_channels=n_channels, window=opts.window, latent_dim=opts.latent_dim,
+            beta=opts.beta, variance=opts.variance, **net,
+        )
+
+    job._vae_config = vae_config  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    out, seeds, names = Path(sys.argv[1]), [int(s) for s in sys.argv[2].split(",")], sys.argv[3:]
+    with out.open("a") as sink:
+        for name in names:
+            net, train = CONFIGS[name]
+            patch_network(net)
+            for family in os.environ.get("FAMILIES", ",".join(FAMILIES)).split(","):
+                for folder in sorted(p.parent for p in (DATA / family).glob("*/test.csv")):
+                    train_t = read_series_csv(folder / "train.csv")
+                    test = read_series_csv(folder / "test.csv")
+                    if test.labels is None or not test.labels.any():
+                        continue
+                    for seed in seeds:
+                        started = time.perf_counter()
+                        opts = TrainOptions(progress=False, seed=seed, **train)
+                        trained = train_detector([train_t], opts)
+                        det = calibrate(trained.detector, trained.train_parts, trained.val_parts, opts)
+                        result = score_table(det, test, correct=False)
+                        row = {
+                            "config": name, "family": family, "series": folder.name, "seed": seed,
+                            "val_loss": trained.history.best_val_loss,
+                            "epochs": len(trained.history.epochs),
+                            "auc_pr": auc_pr(result.step, test.labels),
+                            "best_f1": best_f1(result.step, test.labels),
+                            "f1_at_threshold": f1_at(result.is_anomaly, test.labels),
+                            "seconds": round(time.perf_counter() - started, 1),
+                        }
+                        sink.write(json.dumps(row) + "\n")
+                        sink.flush()
+
+
+if __name__ == "__main__":
+    main()
