@@ -146,8 +146,8 @@ def scratch_tag(bootstrap: str) -> Iterator[str]:
     """A fresh tag for one measurement's topics; on leaving, every topic named with it is
     deleted. The embedded broker keeps every record in RAM: kept, eight relay drains of
     128 x 8 grew it by 0.48 GB each, to 3.8 GB, and after the fourth its fill rate fell from
-    ~8,300 to ~5,000 windows/s and its relay cost rose 0.24 -> 0.31 CPU-ms a window, so a
-    measurement late in a run was slower than the same one early
+    ~8,500 to ~5,000 windows/s and its relay cost rose from 0.24-0.25 to 0.30-0.32 CPU-ms a
+    window, so a measurement late in a run was slower than the same one early
     (`benchmarks/results/broker-fill.txt`). Deleted, they stay flat."""
     tag = uuid.uuid4().hex[:8]
     try:
@@ -162,15 +162,17 @@ def drop_topics(bootstrap: str, tag: str) -> None:
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
+    admin = None
+    try:  # a broker that is gone must not hide the measurement's own error
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         names = [t for t in admin.list_topics() if tag in t]
         if names:
             admin.delete_topics(names, timeout_ms=30_000)
     except KafkaError as exc:
         print(f"warning: topics of {tag} not deleted: {exc!r}", file=sys.stderr)
     finally:
-        admin.close()
+        if admin is not None:
+            admin.close()
 
 
 def window_id(i: int, prefix: str = "") -> str:
