@@ -14,17 +14,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import training.job as job  # noqa: E402
+from benchmarks.study.restart_screen import train_and_score  # noqa: E402
 from schemas.series_csv import read_series_csv  # noqa: E402
-from training.backfill import score_table  # noqa: E402
-from training.job import TrainOptions, calibrate, train_detector  # noqa: E402
-from training.metrics import auc_pr, best_f1, f1_at  # noqa: E402
+from training.job import TrainOptions  # noqa: E402
 from vaecore import VAEConfig  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -68,20 +66,10 @@ def main() -> None:
                     if test.labels is None or not test.labels.any():
                         continue
                     for seed in seeds:
-                        started = time.perf_counter()
                         opts = TrainOptions(progress=False, seed=seed, **train)
-                        trained = train_detector([train_t], opts)
-                        det = calibrate(trained.detector, trained.train_parts, trained.val_parts, opts)
-                        result = score_table(det, test, correct=False)
-                        row = {
-                            "config": name, "family": family, "series": folder.name, "seed": seed,
-                            "val_loss": trained.history.best_val_loss,
-                            "epochs": len(trained.history.epochs),
-                            "auc_pr": auc_pr(result.step, test.labels),
-                            "best_f1": best_f1(result.step, test.labels),
-                            "f1_at_threshold": f1_at(result.is_anomaly, test.labels),
-                            "seconds": round(time.perf_counter() - started, 1),
-                        }
+                        row = {"config": name, "family": family, "series": folder.name}
+                        row["seed"] = seed
+                        row |= train_and_score(train_t, test, opts)
                         sink.write(json.dumps(row) + "\n")
                         sink.flush()
 

@@ -14,15 +14,33 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from schemas.series_csv import read_series_csv  # noqa: E402
+from schemas.series_csv import SeriesTable, read_series_csv  # noqa: E402
 from training.backfill import score_table  # noqa: E402
 from training.job import TrainOptions, calibrate, train_detector  # noqa: E402
 from training.metrics import auc_pr, best_f1, f1_at  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def train_and_score(train: SeriesTable, test: SeriesTable, opts: TrainOptions) -> dict[str, Any]:
+    """One training at `opts`, calibrated as the job does, test scored through the backfill:
+    the validation loss early stopping kept and the test metrics of the shipped score."""
+    started = time.perf_counter()
+    trained = train_detector([train], opts)
+    det = calibrate(trained.detector, trained.train_parts, trained.val_parts, opts)
+    result = score_table(det, test, correct=False)
+    return {
+        "val_loss": trained.history.best_val_loss,
+        "epochs": len(trained.history.epochs),
+        "auc_pr": auc_pr(result.step, test.labels),
+        "best_f1": best_f1(result.step, test.labels),
+        "f1_at_threshold": f1_at(result.is_anomaly, test.labels),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def main() -> None:
@@ -35,22 +53,8 @@ def main() -> None:
                 if test.labels is None or not test.labels.any():
                     continue
                 for seed in seeds:
-                    started = time.perf_counter()
-                    opts = TrainOptions(progress=False, seed=seed)
-                    trained = train_detector([train], opts)
-                    det = calibrate(trained.detector, trained.train_parts, trained.val_parts, opts)
-                    result = score_table(det, test, correct=False)
-                    row = {
-                        "family": family,
-                        "series": folder.name,
-                        "seed": seed,
-                        "val_loss": trained.history.best_val_loss,
-                        "epochs": len(trained.history.epochs),
-                        "auc_pr": auc_pr(result.step, test.labels),
-                        "best_f1": best_f1(result.step, test.labels),
-                        "f1_at_threshold": f1_at(result.is_anomaly, test.labels),
-                        "seconds": round(time.perf_counter() - started, 1),
-                    }
+                    row = {"family": family, "series": folder.name, "seed": seed}
+                    row |= train_and_score(train, test, TrainOptions(progress=False, seed=seed))
                     sink.write(json.dumps(row) + "\n")
                     sink.flush()
 
