@@ -9,13 +9,11 @@ import uuid
 import benchmarks.speed as speed
 from benchmarks.procstat import memory_mb
 from worker.broker import EmbeddedBroker
-from kafka.admin import KafkaAdminClient
 
 delete = sys.argv[1] == "delete"
 reps = int(sys.argv[2])
 raw = speed.messages(8000, 128, 8)
 with EmbeddedBroker() as b:
-    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
     for i in range(reps):
         topic = f"relay-{uuid.uuid4().hex[:6]}"
         t0 = time.perf_counter()
@@ -25,9 +23,6 @@ with EmbeddedBroker() as b:
         rss = memory_mb(b.pid, "VmRSS")
         print(i, f"fill {len(raw)/fill_s:.0f}/s relay {rate:.0f}/s cpu {cpu*1e3:.3f} ms/w broker RSS {rss:.0f} MB", flush=True)
         if delete:
-            try:
-                admin.delete_topics([topic, f"{topic}-relay-a", f"{topic}-relay-b"], timeout_ms=30000)
-            except Exception as e:
-                print("delete failed", repr(e))
+            speed.drop_topics(b.bootstrap, topic)  # the topic and its two relay copies
             time.sleep(1)
             print("  after delete RSS", f"{memory_mb(b.pid, 'VmRSS'):.0f} MB", flush=True)

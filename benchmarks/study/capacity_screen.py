@@ -20,12 +20,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import training.job as job  # noqa: E402
-from benchmarks.study.restart_screen import train_and_score  # noqa: E402
-from schemas.series_csv import read_series_csv  # noqa: E402
+from benchmarks.study.restart_screen import labelled_series, train_and_score  # noqa: E402
 from training.job import TrainOptions  # noqa: E402
 from vaecore import VAEConfig  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 FAMILIES = (
     "nab-artificialWithAnomaly", "nab-realAdExchange", "nab-realTraffic", "nab-realTweets",
     "skab-valve1", "smd",
@@ -60,11 +58,7 @@ def main() -> None:
             net, train = CONFIGS[name]
             patch_network(net)
             for family in os.environ.get("FAMILIES", ",".join(FAMILIES)).split(","):
-                for folder in sorted(p.parent for p in (DATA / family).glob("*/test.csv")):
-                    train_t = read_series_csv(folder / "train.csv")
-                    test = read_series_csv(folder / "test.csv")
-                    if test.labels is None or not test.labels.any():
-                        continue
+                for folder, train_t, test in labelled_series(family):
                     for seed in seeds:
                         opts = TrainOptions(progress=False, seed=seed, **train)
                         row = {"config": name, "family": family, "series": folder.name}

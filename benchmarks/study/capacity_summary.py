@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.study.restart_summary import value  # noqa: E402
+
 BASELINE = Path(__file__).resolve().parents[1] / "results" / "restart-screen.jsonl"
 METRICS = ("auc_pr", "best_f1", "f1_at_threshold")
-
-
-def value(row: dict, metric: str) -> float:
-    return float(row[metric]) if row[metric] is not None else 0.0
 
 
 def load(paths: list[str | Path], config: str | None = None) -> dict:

@@ -15,27 +15,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from schemas.series_csv import read_series_csv
+from benchmarks.study.restart_screen import fit, labelled_series
 from training.backfill import score_table
-from training.job import TrainOptions, calibrate, train_detector
-
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+from training.job import TrainOptions
 
 
 def main() -> None:
     out, seeds, families = Path(sys.argv[1]), [int(s) for s in sys.argv[2].split(",")], sys.argv[3:]
     for family in families:
-        for folder in sorted(p.parent for p in (DATA / family).glob("*/test.csv")):
+        for folder, train, test in labelled_series(family):
             target = out / family / f"{folder.name}.npz"
-            test = read_series_csv(folder / "test.csv")
-            if target.exists() or test.labels is None or not test.labels.any():
+            if target.exists():
                 continue
-            train = read_series_csv(folder / "train.csv")
             steps, windows = [], []
             for seed in seeds:
-                opts = TrainOptions(progress=False, seed=seed)
-                trained = train_detector([train], opts)
-                det = calibrate(trained.detector, trained.train_parts, trained.val_parts, opts)
+                _, det = fit(train, TrainOptions(progress=False, seed=seed))
                 steps.append(score_table(det, test, correct=False).step)
                 windows.append(det.active_thresholds.window)
             target.parent.mkdir(parents=True, exist_ok=True)

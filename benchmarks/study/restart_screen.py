@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +21,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from schemas.series_csv import SeriesTable, read_series_csv  # noqa: E402
 from training.backfill import score_table  # noqa: E402
-from training.job import TrainOptions, calibrate, train_detector  # noqa: E402
+from training.job import Trained, TrainOptions, calibrate, train_detector  # noqa: E402
 from training.metrics import auc_pr, best_f1, f1_at  # noqa: E402
+from vaecore import Detector  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-def train_and_score(train: SeriesTable, test: SeriesTable, opts: TrainOptions) -> dict[str, Any]:
-    """One training at `opts`, calibrated as the job does, test scored through the backfill:
-    the validation loss early stopping kept and the test metrics of the shipped score."""
-    started = time.perf_counter()
+def labelled_series(family: str) -> Iterator[tuple[Path, SeriesTable, SeriesTable]]:
+    """(folder, train, test) of every series of `family` whose test.csv has an anomaly."""
+    for folder in sorted(p.parent for p in (DATA / family).glob("*/test.csv")):
+        test = read_series_csv(folder / "test.csv")
+        if test.labels is not None and test.labels.any():
+            yield folder, read_series_csv(folder / "train.csv"), test
+
+
+def fit(train: SeriesTable, opts: TrainOptions) -> tuple[Trained, Detector]:
+    """One training at `opts`, and its detector calibrated as the job does."""
     trained = train_detector([train], opts)
-    det = calibrate(trained.detector, trained.train_parts, trained.val_parts, opts)
+    return trained, calibrate(trained.detector, trained.train_parts, trained.val_parts, opts)
+
+
+def train_and_score(train: SeriesTable, test: SeriesTable, opts: TrainOptions) -> dict[str, Any]:
+    """One training at `opts`, test scored through the backfill: the validation loss early
+    stopping kept and the test metrics of the shipped score."""
+    started = time.perf_counter()
+    trained, det = fit(train, opts)
     result = score_table(det, test, correct=False)
     return {
         "val_loss": trained.history.best_val_loss,
@@ -47,11 +62,7 @@ def main() -> None:
     out, seeds, families = Path(sys.argv[1]), [int(s) for s in sys.argv[2].split(",")], sys.argv[3:]
     with out.open("a") as sink:
         for family in families:
-            for folder in sorted(p.parent for p in (DATA / family).glob("*/test.csv")):
-                train = read_series_csv(folder / "train.csv")
-                test = read_series_csv(folder / "test.csv")
-                if test.labels is None or not test.labels.any():
-                    continue
+            for folder, train, test in labelled_series(family):
                 for seed in seeds:
                     row = {"family": family, "series": folder.name, "seed": seed}
                     row |= train_and_score(train, test, TrainOptions(progress=False, seed=seed))
