@@ -77,8 +77,8 @@ from kafkaio.client import PRODUCER_BATCH_BYTES
 from vaecore import Detector
 from vaecore.detector import sub_window_starts
 from vaecore.device import autocast_for, select_device
-from vaewatch.logs import configure_logging
 from vwbase.errors import VaewatchError
+from vwbase.logs import configure_logging
 
 SHAPES = ((128, 1), (128, 8), (128, 38))
 PRECISIONS = ("fp32", "bf16")

@@ -19,9 +19,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from vaewatch.logs import configure_logging
 from vwbase import __version__
 from vwbase.errors import VaewatchError
+from vwbase.logs import configure_logging
 
 Handler = Callable[[argparse.Namespace], int]
 

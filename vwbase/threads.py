@@ -187,19 +187,23 @@ def choose_threads(
     return ThreadChoice(threads, source, cpus, affinity, quota)
 
 
-def apply_torch_threads(requested: int | None = None) -> ThreadChoice:
+def apply_torch_threads(requested: int | None = None, share: int | None = None) -> ThreadChoice:
     """Choose and set torch's intra-op thread count; call once at an entry point's start.
 
     `requested` is the worker's `torch_threads` setting; None reads `VAEWATCH_TORCH_THREADS`
     (the batch commands have no settings object). Torch reads OMP_NUM_THREADS itself, but
     only as its own default: setting the count here, from one rule, is what makes every
-    entry point agree.
+    entry point agree. `share`: the CPUs this process may count as its own, when it is one
+    of several worker processes (`worker.supervisor`); None = all it may use.
     """
     import torch
 
     if requested is None:
         requested = requested_threads(os.environ)
-    choice = choose_threads(requested, os.environ, affinity_cpus(), cgroup_cpu_quota())
+    if share is None:
+        choice = choose_threads(requested, os.environ, affinity_cpus(), cgroup_cpu_quota())
+    else:
+        choice = choose_threads(requested, os.environ, share, None)
     torch.set_num_threads(choice.threads)
     # debug: a batch command's stderr stays one line on a user error; the worker reports the
     # choice in its `worker_starting` event

@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from http.server import ThreadingHTTPServer
 from types import FrameType
 
 import structlog
@@ -21,6 +22,7 @@ import structlog
 from kafkaio.client import check_reachable, ensure_topics, partition_counts
 from kafkaio.settings import env_var
 from vwbase.errors import BrokerError, UserInputError
+from vwbase.logs import bind_process_context
 from vwbase.threads import apply_torch_threads
 from worker.kafka_edge import KafkaSink, KafkaSource, StateChangelog
 from worker.loop import WorkerLoop
@@ -30,13 +32,14 @@ from worker.pipeline import Topics
 from worker.scorer_process import ScorerProcess, choose_scorer
 from worker.settings import WorkerSettings
 from worker.state import SeriesStates
+from worker.supervisor import SupervisorLink
 from worker.waiting import Waiting
 
 log = structlog.get_logger(__name__)
 MAX_CONNECT_BACKOFF_S = 15.0
 
 
-def _install_signals(stop: threading.Event) -> None:
+def _install_signals(stop: threading.Event, sigint: bool = True) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
             log.warning("second_signal_exiting_now", signal=signum)
@@ -45,7 +48,8 @@ def _install_signals(stop: threading.Event) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    if sigint:
+        signal.signal(signal.SIGINT, handler)
 
 
 Connected = tuple[KafkaSource, KafkaSink, StateChangelog]
@@ -111,13 +115,30 @@ def _start_scorer(settings: WorkerSettings, usable_cpus: int) -> ScorerProcess |
     return ScorerProcess(torch.get_num_threads()) if mode == "process" else None
 
 
-def run_worker(settings: WorkerSettings) -> int:
-    structlog.contextvars.bind_contextvars(group=settings.group_id, input=settings.input_topic)
-    threads = apply_torch_threads(settings.torch_threads)
+def _serve(
+    settings: WorkerSettings, metrics: Metrics, health: Health, link: SupervisorLink | None
+) -> ThreadingHTTPServer | None:
+    """METRICS_PORT; or, for one of several worker processes, a port on 127.0.0.1 that the
+    supervisor is told and serves through METRICS_PORT."""
+    if not settings.metrics_port:
+        return None
+    if link is None:
+        return serve(settings.metrics_port, metrics, health)
+    server = serve(0, metrics, health, host="127.0.0.1")
+    link.report_port(server.server_port)
+    return server
+
+
+def run_worker(settings: WorkerSettings, link: SupervisorLink | None = None) -> int:
+    """The worker; `link`: this process is one of several under `worker.supervisor`."""
+    bind_process_context(group=settings.group_id, input=settings.input_topic)
+    threads = apply_torch_threads(settings.torch_threads, None if link is None else link.cpus)
     stop = threading.Event()
-    _install_signals(stop)
+    _install_signals(stop, sigint=link is None)  # several processes: the supervisor's SIGINT
+    if link is not None:
+        link.watch(stop)
     metrics, health = Metrics(), Health()
-    server = serve(settings.metrics_port, metrics, health) if settings.metrics_port else None
+    server = _serve(settings, metrics, health, link)
 
     def on_reload(result: str, version: str, reason: str) -> None:
         metrics.reloads.labels(result=result).inc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 
 from kafkaio.settings import env_var
 from vwbase import argtypes
+from vwbase.logs import configure_logging
 from worker.settings import WorkerSettings, settings_from_cli
 
 WORKER_FLAGS = {
@@ -24,6 +26,7 @@ WORKER_FLAGS = {
     "max_batch": "max_batch",
     "max_batch_wait_ms": "max_batch_wait_ms",
     "metrics_port": "metrics_port",
+    "processes": "processes",
 }
 
 
@@ -50,10 +53,30 @@ def _worker(args: argparse.Namespace) -> int:
     }
     settings = settings_from_cli(overrides, flags=given)
     check_worker_can_start(settings)  # settings that can never work: one line, exit 2
+    count, cpus = _processes(settings)
+    if count == 1:
+        from worker.app import run_worker
 
-    from worker.app import run_worker
+        return run_worker(settings)
+    from worker.supervisor import Supervisor
 
-    return run_worker(settings)
+    setup = functools.partial(configure_logging, args.log_level, args.log_format)
+    return Supervisor(settings, count, cpus, setup).run()
+
+
+def _processes(settings: WorkerSettings) -> tuple[int, int]:
+    """How many worker processes (`VAEWATCH_PROCESSES`), and the CPUs each counts as its own."""
+    from vwbase.threads import affinity_cpus, cgroup_cpu_quota, usable_cpus
+    from worker.supervisor import cpus_per_process, resolve_processes
+
+    cpus = usable_cpus(affinity_cpus(), cgroup_cpu_quota())
+    cuda = False
+    if settings.processes == "auto" and settings.device == "auto":
+        import torch  # only here: is there a GPU to feed?
+
+        cuda = torch.cuda.is_available()
+    count = resolve_processes(settings.processes, settings.device, cpus, cuda)
+    return count, cpus_per_process(cpus, count)
 
 
 def _replay(args: argparse.Namespace) -> int:

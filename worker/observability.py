@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
@@ -176,18 +176,32 @@ class Health:
         return self.alive() and self.model_loaded and self.assigned
 
 
-def serve(port: int, metrics: Metrics, health: Health) -> ThreadingHTTPServer:
-    """Start the HTTP server in a daemon thread; returns it (call .shutdown() to stop)."""
+def serve(
+    port: int, metrics: Metrics, health: Health, host: str = "0.0.0.0"
+) -> ThreadingHTTPServer:
+    """Start the HTTP server in a daemon thread; returns it (call .shutdown() to stop).
+    Port 0: one the kernel picks (`server.server_port`)."""
+    return serve_routes(port, metrics.registry, health.alive, health.ready, host)
+
+
+def serve_routes(
+    port: int,
+    registry: CollectorRegistry,
+    alive: Callable[[], bool],
+    ready: Callable[[], bool],
+    host: str = "0.0.0.0",
+) -> ThreadingHTTPServer:
+    """/metrics from `registry`, /healthz from `alive`, /readyz from `ready`."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/metrics":
-                self._reply(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+                self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
             elif self.path == "/healthz":
-                ok = health.alive()
+                ok = alive()
                 self._reply(200 if ok else 503, b"ok\n" if ok else b"stalled\n")
             elif self.path == "/readyz":
-                ok = health.ready()
+                ok = ready()
                 self._reply(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
             else:
                 self._reply(404, b"not found\n")
@@ -202,6 +216,6 @@ def serve(port: int, metrics: Metrics, health: Health) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             return  # no access log on stderr
 
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    server = ThreadingHTTPServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server

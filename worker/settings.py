@@ -24,6 +24,7 @@ from worker.episodes import EpisodeRules
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")  # Kafka's rule for topic names
 _RULES = EpisodeRules()  # the episode rules' defaults live with the rules
+MAX_AUTO_PROCESSES = 4  # measured on 2 CPUs; each process holds torch (~0.3-0.4 GB)
 
 
 class WorkerSettings(KafkaSettings):
@@ -69,6 +70,12 @@ class WorkerSettings(KafkaSettings):
         description="where the network runs: thread = a scoring thread of the worker process; "
         "process = a child process (another core: the GIL is not shared); auto = process on "
         "a CPU device with >= 2 usable CPUs, else thread",
+    )
+    processes: int | Literal["auto"] = Field(
+        "auto",
+        description="worker processes in this container, each a member of the consumer group "
+        "(partitions >= processes, or the rest stand by); auto = one per usable CPU, at most "
+        f"{MAX_AUTO_PROCESSES}, on a CPU device; 1 with CUDA (the GPU is fed by one)",
     )
     reload_interval_s: float = Field(5.0, gt=0, description="seconds between alias checks")
     wait_log_interval_s: float = Field(
@@ -153,6 +160,16 @@ class WorkerSettings(KafkaSettings):
                 "(1-249 of letters, digits, '.', '_', '-')"
             )
         return value
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _processes_auto_or_positive(cls, value: object) -> object:
+        text = str(value).strip()
+        if text == "auto":
+            return text
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"must be auto or an integer >= 1, not {text[:20]!r}")
+        return int(text)
 
     @field_validator("model")
     @classmethod

@@ -97,10 +97,13 @@ class WorkerProcess:
 def start_worker(
     bootstrap: str, topics: StreamTopics, registry: Path, log: Path, **extra: str
 ) -> WorkerProcess:
-    """A worker on the fixture's topics: CPU, one torch thread, a fast model reload, and
-    4 partitions per topic it creates (`extra` overrides any of them)."""
+    """A worker on the fixture's topics: CPU, one worker process, one torch thread, a fast
+    model reload, and 4 partitions per topic it creates (`extra` overrides any of them).
+    One process, because these tests kill, count and read one group member each; several
+    processes under a supervisor: tests/integration/test_worker_processes.py."""
     test_settings = {
         "VAEWATCH_DEVICE": "cpu",
+        "VAEWATCH_PROCESSES": "1",
         "VAEWATCH_RELOAD_INTERVAL_S": "0.5",
         "VAEWATCH_TOPIC_PARTITIONS": "4",
         "OMP_NUM_THREADS": "1",

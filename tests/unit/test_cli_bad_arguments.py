@@ -52,6 +52,8 @@ CASES: dict[str, tuple[list[str], dict[str, str]]] = {
         {"VAEWATCH_SECURITY_PROTOCOL": "SSL", "VAEWATCH_SSL_CAFILE": "{dir}/ca.crt"},
     ),
     "worker-model-with-at": (["worker", "--model", "m@1"], {}),
+    "worker-processes-0": (["worker", "--processes", "0"], {}),
+    "worker-processes-not-a-number": (["worker"], {"VAEWATCH_PROCESSES": "many"}),
     # replay
     "replay-window-0": ([*REPLAY, "--window", "0"], {}),
     "tail-bad-topic": (["tail", "--topic", "bad topic!"], {}),

@@ -10,6 +10,7 @@ from typing import Literal
 import structlog
 
 LogFormat = Literal["auto", "json", "console"]
+_PROCESS_CONTEXT: dict[str, object] = {}
 
 
 class _StderrLogger(structlog.PrintLogger):
@@ -25,6 +26,22 @@ def _stderr_logger(*args: object) -> structlog.PrintLogger:
     return _StderrLogger()
 
 
+def bind_process_context(**fields: object) -> None:
+    """Fields every log line of this process carries, from whichever thread logs it (the
+    worker's group and input topic; its process index under `worker.supervisor`). Bound
+    contextvars stay with the thread that bound them: kafka-python's callbacks and the
+    worker's other threads would log without them."""
+    _PROCESS_CONTEXT.update(fields)
+
+
+def _merge_process_context(
+    logger: object, method: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    for key, value in _PROCESS_CONTEXT.items():
+        event_dict.setdefault(key, value)
+    return event_dict
+
+
 def configure_logging(level: str = "INFO", fmt: LogFormat = "auto") -> None:
     """Configure structlog once per process; safe to call again (last call wins)."""
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
@@ -36,6 +53,7 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "auto") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _merge_process_context,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

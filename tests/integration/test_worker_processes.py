@@ -1,0 +1,117 @@
+"""Several worker processes in one container (`VAEWATCH_PROCESSES`, `worker.supervisor`),
+through a real `vaewatch worker` and a real broker: they share the partitions and one
+metrics port; one that dies stops the container; a killed supervisor leaves none behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.kafka_helpers import WorkerProcess, read_topic, start_worker, window_id
+from tests.integration.test_worker_startup import http_get, wait_events, wait_http
+from tests.integration.test_worker_stream import produce_many_series
+from worker.broker import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def start_two(
+    bootstrap: str, topics: Any, registry: Path, log: Path, **extra: str
+) -> tuple[WorkerProcess, list[int]]:
+    """A worker of two processes, both with partitions; and the processes' pids."""
+    worker = start_worker(bootstrap, topics, registry, log, VAEWATCH_PROCESSES="2", **extra)
+    [started] = wait_events(worker, "worker_processes_started", 1, timeout=30)
+    for index in (0, 1):
+        wait_events(worker, "partitions_assigned", 1, timeout=60, process=index)
+    return worker, list(started["pids"])
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in "ZX"
+
+
+def wait_gone(pids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(gone(p) for p in pids):
+        time.sleep(0.2)
+    assert all(gone(p) for p in pids), f"still running: {[p for p in pids if not gone(p)]}"
+
+
+def consumed_per_process(metrics_text: str) -> dict[str, float]:
+    [family] = [
+        f
+        for f in text_string_to_metric_families(metrics_text)
+        if f.name == "vaewatch_windows_consumed"
+    ]
+    return {s.labels["process"]: s.value for s in family.samples if s.name.endswith("_total")}
+
+
+def test_two_processes_share_the_partitions_and_one_port_serves_both(
+    kafka_bootstrap: str, topics: Any, registry: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    worker, pids = start_two(
+        kafka_bootstrap, topics, registry, tmp_path / "w.log", VAEWATCH_METRICS_PORT=str(port)
+    )
+    try:
+        assert len(set(pids)) == 2 and os.getpid() not in pids
+        sent = produce_many_series(kafka_bootstrap, topics.input, "p")
+        corrected = read_topic(
+            kafka_bootstrap, topics.corrected, len(sent), timeout_s=90, unique=window_id
+        )
+        assert {orjson.loads(r.value)["window_id"] for r in corrected} == sent
+        wait_http(port, "/readyz", 200)
+        assert http_get(port, "/healthz")[0] == 200
+        consumed = consumed_per_process(http_get(port, "/metrics")[1])
+        assert set(consumed) == {"0", "1"}
+        assert all(v > 0 for v in consumed.values()), consumed
+        assert sum(consumed.values()) >= len(sent)
+        assert "vaewatch_worker_processes 2.0" in http_get(port, "/metrics")[1]
+    finally:
+        code = worker.stop()
+    assert code == 0
+    assert len(wait_events(worker, "worker_stopped", 2, timeout=5)) == 2
+    wait_gone(pids, timeout=5)
+
+
+def test_a_worker_process_that_dies_stops_the_container(
+    kafka_bootstrap: str, topics: Any, registry: Path, tmp_path: Path
+) -> None:
+    worker, pids = start_two(kafka_bootstrap, topics, registry, tmp_path / "w.log")
+    os.kill(pids[1], signal.SIGKILL)
+    code = worker.proc.wait(timeout=60)
+    assert code == 1
+    [exited] = wait_events(worker, "worker_process_exited", 1, timeout=5)
+    assert exited["process"] == 1 and exited["exit_code"] == -signal.SIGKILL
+    wait_events(worker, "worker_stopped", 1, timeout=5, process=0)  # drained, not killed
+    wait_gone(pids, timeout=5)
+
+
+def test_the_processes_stop_when_the_supervisor_is_killed(
+    kafka_bootstrap: str, topics: Any, registry: Path, tmp_path: Path
+) -> None:
+    worker, pids = start_two(kafka_bootstrap, topics, registry, tmp_path / "w.log")
+    worker.proc.kill()
+    worker.proc.wait(timeout=10)
+    wait_gone(pids, timeout=60)
+    assert len(wait_events_after_exit(worker, "supervisor_gone_stopping")) == 2
+
+
+def wait_events_after_exit(worker: WorkerProcess, name: str) -> list[dict[str, Any]]:
+    """The log's `name` events, read once (the supervisor has exited; its processes wrote
+    to the same file)."""
+    lines = worker.log_text().splitlines()
+    docs = [orjson.loads(x) for x in lines if x.startswith("{") and f'"{name}"' in x]
+    return [d for d in docs if d.get("event") == name]
