@@ -38,6 +38,15 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def descendants(pid: int) -> list[int]:
+    """The live child processes of `pid`, theirs, and so on (a supervised worker's worker
+    processes and their scoring processes)."""
+    out: list[int] = []
+    for child in children(pid):
+        out += [child, *descendants(child)]
+    return out
+
+
 class CpuMeter:
     """CPU seconds some processes use between start() and stop(), and the wall time between."""
 

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from benchmarks import profile
-from benchmarks.procstat import CpuMeter, children, memory_mb
+from benchmarks.procstat import CpuMeter, children, descendants, memory_mb
 from kafkaio.client import PRODUCER_BATCH_BYTES
 from modelstore.artifact import save_artifact
 from modelstore.registry import Registry
@@ -334,8 +334,13 @@ def start_worker(
     env_extra: Mapping[str, str | None] | None = None,
 ) -> subprocess.Popen[bytes]:
     """A worker on the topics of `tag` (`StreamTopics.tagged`); workers started with the
-    same tag form one consumer group. `env_extra` sets (or, with None, unsets) variables."""
-    extra: dict[str, str | None] = {"VAEWATCH_LOG_LEVEL": "WARNING", **(env_extra or {})}
+    same tag form one consumer group. One worker process (`VAEWATCH_PROCESSES=1`) unless
+    `env_extra` says otherwise; it sets (or, with None, unsets) variables."""
+    extra: dict[str, str | None] = {
+        "VAEWATCH_LOG_LEVEL": "WARNING",
+        "VAEWATCH_PROCESSES": "1",  # one process: every row but `worker_default` measures one
+        **(env_extra or {}),
+    }
     env = worker_env(bootstrap, registry, StreamTopics.tagged(tag), model, extra)
     return vaewatch_worker(env, log)
 
@@ -462,6 +467,49 @@ def worker_rate(
     return steady_rate(done), rss, cores
 
 
+def default_processes() -> int:
+    """How many worker processes `VAEWATCH_PROCESSES=auto` starts on this machine."""
+    from worker.supervisor import resolve_processes
+
+    usable = apply_torch_threads().usable_cpus
+    return resolve_processes("auto", "auto", usable, torch.cuda.is_available())
+
+
+def default_rate(
+    bootstrap: str,
+    registry: Path,
+    model: str,
+    raw: list[bytes],
+    log: Path,
+    broker_pid: int,
+    drain_timeout_s: float = 600,
+) -> tuple[float, float, dict[str, float]]:
+    """The worker as shipped (`VAEWATCH_PROCESSES` and `VAEWATCH_SCORER` unset: auto) on
+    this machine, as `worker_rate` measures one process: windows/s, peak RSS (every process
+    summed), cores (its processes summed as `processes`). Started on the empty topic (4
+    partitions, as the broker creates it for the others), and filled once every process has
+    partitions and the group has settled, as `workers_rate` does: no rebalance inside the
+    measurement."""
+    from kafkaio.client import ensure_topics
+    from kafkaio.settings import kafka_settings
+
+    with scratch_tag(bootstrap) as tag:
+        ensure_topics(kafka_settings(bootstrap), [f"in-{tag}"], 4)
+        env = {"VAEWATCH_LOG_LEVEL": "INFO", "VAEWATCH_PROCESSES": None, "VAEWATCH_SCORER": None}
+        proc = start_worker(bootstrap, registry, model, tag, log, env)
+        try:
+            _wait_until_all_assigned([log], default_processes())
+            fill_topic(bootstrap, f"in-{tag}", raw)
+            read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
+            done, rss, cores = _meter_drain(
+                bootstrap, tag, len(raw), proc.pid, broker_pid, drain_timeout_s, False, "processes"
+            )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=90)
+    return steady_rate(done), rss, cores
+
+
 def _meter_drain(
     bootstrap: str,
     tag: str,
@@ -470,21 +518,23 @@ def _meter_drain(
     broker_pid: int,
     timeout_s: float,
     read_during: bool,
+    children_key: str = "scorer",
 ) -> tuple[list[tuple[str, int]], float, dict[str, float]]:
-    """A started worker's drain of `tag`'s n inputs: its outputs, its peak RSS (its scoring
-    process's added), and the cores each metered process used meanwhile."""
+    """A started worker's drain of `tag`'s n inputs: its outputs, its peak RSS (its child
+    processes' added), and the cores each metered process used meanwhile."""
     pids = {"worker": worker_pid, "broker": broker_pid, "reader": os.getpid()}
-    # the scoring process, and multiprocessing's idle resource tracker: summed as "scorer"
-    pids |= {f"scorer{i}": c for i, c in enumerate(children(worker_pid))}
+    # the scoring process (or, under a supervisor, the worker processes and theirs) and
+    # multiprocessing's idle resource tracker: summed as `children`
+    pids |= {f"{children_key}{i}": c for i, c in enumerate(descendants(worker_pid))}
     done, used = drain_and_read(bootstrap, tag, n, CpuMeter(pids), timeout_s, read_during)
     cores: dict[str, float] = {}
     for name, share in used.items():
-        key = "scorer" if name.startswith("scorer") else name
+        key = children_key if name.startswith(children_key) else name
         cores[key] = cores.get(key, 0.0) + share
     rss = sum(
         memory_mb(pid, "VmHWM")
         for name, pid in pids.items()
-        if name.startswith(("worker", "scorer"))
+        if name.startswith(("worker", children_key))
     )
     return done, rss, cores
 
@@ -593,8 +643,15 @@ def workers_rate(
     return steady_rate(done), cores
 
 
+def _processes_assigned(log_text: str) -> int:
+    """How many of a log's worker processes (one, or a supervisor's) have had partitions."""
+    lines = [x for x in log_text.splitlines() if '"partitions_assigned"' in x]
+    return len({json.loads(x).get("process") for x in lines if x.startswith("{")})
+
+
 def _wait_until_all_assigned(logs: list[Path], processes: int, timeout_s: float = 90) -> None:
-    """Every worker has partitions, and the group has settled (no rebalance for 3 s)."""
+    """`processes` worker processes, logging to `logs` (one each, or all to one under a
+    supervisor), all have partitions, and the group has settled (no rebalance for 3 s)."""
     deadline = time.monotonic() + timeout_s
     quiet_since = time.monotonic()
     seen = -1
@@ -603,7 +660,7 @@ def _wait_until_all_assigned(logs: list[Path], processes: int, timeout_s: float 
         events = sum(t.count('"partitions_assigned"') for t in texts)
         if events != seen:
             seen, quiet_since = events, time.monotonic()
-        joined = all('"partitions_assigned"' in t for t in texts)
+        joined = sum(_processes_assigned(t) for t in texts) >= processes
         if joined and time.monotonic() - quiet_since > 3.0:
             return
         time.sleep(0.2)
@@ -648,11 +705,19 @@ def latency_at(
     rate: float,
     log: Path,
     env_extra: dict[str, str | None] | None = None,
+    processes: int = 1,
 ) -> tuple[float, float]:
+    """p50 and p99 latency (ms) of `raw` sent at `rate`; a worker of several `processes`
+    is waited for until each has partitions and the group has settled."""
     with scratch_tag(bootstrap) as tag:
+        if processes > 1:
+            env_extra = {**(env_extra or {}), "VAEWATCH_LOG_LEVEL": "INFO"}
         proc = start_worker(bootstrap, registry, model, tag, log, env_extra)
         try:
-            time.sleep(8)  # join the group before the clock starts
+            if processes > 1:
+                _wait_until_all_assigned([log], processes)
+            else:
+                time.sleep(8)  # join the group before the clock starts
             paced_send(bootstrap, f"in-{tag}", raw, rate)
             inputs = read_timestamps(bootstrap, f"in-{tag}", len(raw), 60)
             outputs = read_timestamps(bootstrap, f"co-{tag}", len(raw), 120)
@@ -700,8 +765,8 @@ def bound_and_process_worker(
     window: int,
     tmp: str,
 ) -> dict[str, Any]:
-    """One repetition: the bound's parts, then the default worker (scoring process) on the
-    model published as `bench-{window}x{channels}`."""
+    """One repetition: the bound's parts, then one worker process with its scoring process,
+    then the worker as shipped (`default_rate`), on the model `bench-{window}x{channels}`."""
     name = f"bench-{window}x{len(detector.channels)}"
     out = bound_parts(bootstrap, broker_pid, detector, raw, window)
     (
@@ -717,22 +782,33 @@ def bound_and_process_worker(
         broker_pid,
         {"VAEWATCH_SCORER": "process"},
     )
+    out["worker_default"], out["worker_default_peak_rss_mb"], out["cores_used_default"] = (
+        default_rate(bootstrap, registry, name, raw, Path(tmp) / f"{name}-default.log", broker_pid)
+    )
     return out
+
+
+# worker rows measured in each repetition: (rate key, its cores key)
+REPEATED_WORKERS = (
+    ("worker_process_scorer", "cores_used_process_scorer"),
+    ("worker_default", "cores_used_default"),
+)
 
 
 def median_repeat(repeats: list[dict[str, Any]]) -> dict[str, Any]:
     """The median of each numeric part over the repetitions (their values under `repeats`);
-    the process worker's cores and peak RSS from its median drain."""
+    each worker row's cores from its median drain, its peak RSS the highest."""
     numeric = [k for k, v in repeats[0].items() if isinstance(v, int | float)]
     out: dict[str, Any] = {k: float(np.median([r[k] for r in repeats])) for k in numeric}
     out["best_batch"] = repeats[0]["best_batch"]
-    ranked = sorted(repeats, key=lambda r: r["worker_process_scorer"])
-    middle = ranked[len(ranked) // 2]
-    out["worker_process_scorer"] = middle["worker_process_scorer"]
-    out["cores_used_process_scorer"] = middle["cores_used_process_scorer"]
-    out["worker_process_scorer_peak_rss_mb"] = max(
-        r["worker_process_scorer_peak_rss_mb"] for r in repeats
-    )
+    for rate_key, cores_key in REPEATED_WORKERS:
+        if rate_key not in repeats[0]:
+            continue
+        ranked = sorted(repeats, key=lambda r: r[rate_key])
+        middle = ranked[len(ranked) // 2]
+        out[rate_key] = middle[rate_key]
+        out[cores_key] = middle[cores_key]
+        out[f"{rate_key}_peak_rss_mb"] = max(r[f"{rate_key}_peak_rss_mb"] for r in repeats)
     out["repeats"] = {k: [r[k] for r in repeats] for k in numeric}
     return out
 
@@ -840,10 +916,13 @@ def main() -> int:
                 row["worker_process_scorer"] / row["cpu_bound"]
             )
             row["workers_2proc_vs_cpu_bound"] = row["workers_2proc"] / row["cpu_bound"]
+            row["default_processes"] = default_processes()
+            row["worker_default_vs_cpu_bound"] = row["worker_default"] / row["cpu_bound"]
             for mode_key, cores_key in (
                 ("worker", "cores_used"),
                 ("worker_process_scorer", "cores_used_process_scorer"),
                 ("workers_2proc", "cores_used_2proc"),
+                ("worker_default", "cores_used_default"),
             ):
                 row[f"{mode_key}_bound_gap"] = bound_gap(
                     row[mode_key], row[cores_key], row["cpu_bound"], os.cpu_count() or 1
@@ -852,11 +931,10 @@ def main() -> int:
             row["cpu_bound_vs_min_ceiling"] = row["cpu_bound"] / min(
                 row["io_ceiling"], row["compute_ceiling"]
             )
-            # profile and latency: the worker as shipped here (VAEWATCH_SCORER=auto), at
-            # shares of that mode's own max rate
+            # profile: one worker process as shipped inside (VAEWATCH_SCORER=auto), busy;
+            # latency: the worker as shipped (every setting auto), at shares of its max rate
             mode = choose_scorer("auto", "cpu", apply_torch_threads().usable_cpus, cuda=False)
             row["default_scorer"] = mode
-            max_rate = row["worker_process_scorer" if mode == "process" else "worker"]
             if args.profile:
                 RESULTS.mkdir(parents=True, exist_ok=True)
                 row["profile_thread_shares"] = profile_worker(
@@ -864,7 +942,7 @@ def main() -> int:
                     registry,
                     name,
                     raw,
-                    max_rate,
+                    row["worker_process_scorer" if mode == "process" else "worker"],
                     RESULTS / f"profile-{window}x{channels}.txt",
                     {"VAEWATCH_SCORER": mode},
                 )
@@ -875,9 +953,10 @@ def main() -> int:
                         registry,
                         name,
                         raw[: min(len(raw), 1500)],
-                        max_rate * pct / 100,
+                        row["worker_default"] * pct / 100,
                         Path(tmp) / f"{name}-lat{pct}.log",
-                        {"VAEWATCH_SCORER": mode},
+                        {"VAEWATCH_PROCESSES": None, "VAEWATCH_SCORER": None},
+                        processes=row["default_processes"],
                     )
                     row[f"latency_ms_at_{pct}pct"] = {"p50": p50, "p99": p99}
             results["shapes"][name] = row
@@ -912,7 +991,7 @@ def print_table(results: dict[str, Any]) -> None:
     head = (
         f"{'shape':<14}{'io ceil/s':>10}{'compute/s':>11}{'seq bound':>10}{'cpu bound':>10}"
         f"{'worker/s':>10}{'/min ceil':>10}{'/seq':>6}{'codec µs':>10}{'RSS MB':>8}"
-        "  latency p50/p99 ms @50% | @90% (scorer as shipped)"
+        "  latency p50/p99 ms @50% | @90% (the worker as shipped)"
     )
     print(head)
     for name, r in results["shapes"].items():
@@ -920,7 +999,7 @@ def print_table(results: dict[str, Any]) -> None:
         if "latency_ms_at_50pct" in r:
             a, b = r["latency_ms_at_50pct"], r["latency_ms_at_90pct"]
             lat = f"{a['p50']:.0f}/{a['p99']:.0f} | {b['p50']:.0f}/{b['p99']:.0f}"
-            lat += f" ({r.get('default_scorer', 'thread')})"
+            lat += f" ({r.get('default_processes', 1)} processes)"
         print(
             f"{name:<14}{r['io_ceiling']:>10.0f}{r['compute_ceiling']:>11.0f}"
             f"{r['sequential_bound']:>10.0f}{r['cpu_bound']:>10.0f}{r['worker']:>10.0f}"
@@ -934,6 +1013,14 @@ def print_table(results: dict[str, Any]) -> None:
             f"{r['codec_us_per_window'] / 1000:.3f}; best possible worker / min(ceilings) "
             f"on {os.cpu_count()} cores: {r['cpu_bound_vs_min_ceiling']:.2f}"
         )
+    for name, r in results["shapes"].items():
+        if "worker_default" in r:
+            print(
+                f"{name}: the worker as shipped ({r['default_processes']} processes, "
+                f"VAEWATCH_PROCESSES=auto) {r['worker_default']:.0f}/s = "
+                f"{r['worker_default_vs_cpu_bound']:.2f} of the CPU bound "
+                f"(cores: {_cores(r['cores_used_default'])})"
+            )
     for name, r in results["shapes"].items():
         if "workers_2proc" in r:
             print(
@@ -955,7 +1042,7 @@ def print_table(results: dict[str, Any]) -> None:
             used = _cores(r["cores_used"])
             print(f"{name}: cores used during the worker run: {used}")
     for name, r in results["shapes"].items():
-        for mode_key in ("worker", "worker_process_scorer", "workers_2proc"):
+        for mode_key in ("worker", "worker_process_scorer", "workers_2proc", "worker_default"):
             gap = r.get(f"{mode_key}_bound_gap")
             if gap:
                 print(

@@ -48,3 +48,24 @@ def test_one_repetition_is_that_run() -> None:
     assert row["io_ceiling"] == 3000.0
     assert row["worker_process_scorer"] == 2500.0
     assert row["cores_used_process_scorer"] == one["cores_used_process_scorer"]
+
+
+def test_each_worker_row_takes_the_cores_of_its_own_median_drain() -> None:
+    rows = []
+    for rate, default, cores in (
+        (2500.0, 3000.0, 0.7),
+        (1800.0, 3400.0, 0.5),
+        (2100.0, 2600.0, 0.6),
+    ):
+        r = repetition(io=3000.0, compute_ms=0.25, worker=rate, worker_cores=cores)
+        r |= {
+            "worker_default": default,
+            "worker_default_peak_rss_mb": default / 10,
+            "cores_used_default": {"worker": 0.0, "processes": default / 2000},
+        }
+        rows.append(r)
+    row = median_repeat(rows)
+    assert row["worker_process_scorer"] == 2100.0
+    assert row["worker_default"] == 3000.0, "its own median, not the process worker's drain"
+    assert row["cores_used_default"] == {"worker": 0.0, "processes": 1.5}
+    assert row["worker_default_peak_rss_mb"] == 340.0
