@@ -7,8 +7,12 @@ For each window shape (128x1 NAB-like, 128x8 SKAB-like, 128x38 server-metrics-li
   worker           `vaewatch worker` end to end on a pre-filled topic (validate, batch, score,
                    correct, publish, commit), peak RSS, with the scoring thread
                    (`VAEWATCH_SCORER=thread`); worker_process_scorer: the same with the
-                   scoring process (`process`, issue 14), cores used including the child
-  latency          produce -> corrected-window publish, p50/p99, at 50% and 90% of the worker's max
+                   scoring process (`process`, issue 14), cores used including the child;
+                   every row runs one process (`VAEWATCH_PROCESSES=1`) but
+  worker_default   the worker as shipped (`VAEWATCH_PROCESSES=auto`: one process per usable
+                   CPU), in each repetition beside the one-process scoring-process row
+  latency          produce -> corrected-window publish, p50/p99, at 50% and 90% of the max of
+                   the worker as shipped
 Reported as windows/s and as the ratio worker / min(io_ceiling, compute_ceiling), beside two
 bounds computed from the same run: the sequential bound (relay, codec and compute one after
 another) and the CPU bound (every core busy with the CPU seconds one window costs: relay incl.

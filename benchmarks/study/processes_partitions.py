@@ -1,0 +1,89 @@
+"""The worker as shipped (VAEWATCH_PROCESSES=auto: 2 processes here) against one process
+(scoring process), each on input topics of 4 and 8 partitions, alternated, same broker.
+
+    python -m benchmarks.study.processes_partitions REPS CHANNELS...
+
+ARMS (env, comma list; default all) and PARTITIONS (default 4,8) narrow a run.
+Why: in `make bench` (17:43Z) the shipped default read below one process on 8 and 38
+channels, with the broker busier; its topic had 4 partitions (2 a process), the separate
+two-process row's 8 (4 a process). Results: benchmarks/results/processes-partitions.txt.
+"""
+
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.speed import (
+    _meter_drain,
+    _wait_until_all_assigned,
+    build_detector,
+    default_processes,
+    drain_windows,
+    fill_topic,
+    messages,
+    publish_model,
+    read_timestamps,
+    scratch_tag,
+    start_worker,
+    steady_rate,
+)
+from kafkaio.client import ensure_topics
+from kafkaio.settings import kafka_settings
+from worker.broker import EmbeddedBroker
+
+ARMS = {
+    "default": {"VAEWATCH_PROCESSES": None, "VAEWATCH_SCORER": None},
+    "default+scoring-process": {"VAEWATCH_PROCESSES": None, "VAEWATCH_SCORER": "process"},
+    "one-process": {"VAEWATCH_SCORER": "process"},
+}
+PARTITIONS = (4, 8)
+
+
+def rate(bootstrap, broker_pid, registry, model, raw, log, arm, partitions):
+    processes = default_processes() if arm.startswith("default") else 1
+    with scratch_tag(bootstrap) as tag:
+        ensure_topics(kafka_settings(bootstrap), [f"in-{tag}"], partitions)
+        env = {**ARMS[arm], "VAEWATCH_LOG_LEVEL": "INFO"}
+        proc = start_worker(bootstrap, registry, model, tag, log, env)
+        try:
+            _wait_until_all_assigned([log], processes)
+            fill_topic(bootstrap, f"in-{tag}", raw)
+            read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
+            key = "processes" if arm.startswith("default") else "scorer"
+            done, _, cores = _meter_drain(
+                bootstrap, tag, len(raw), proc.pid, broker_pid, 600, False, key
+            )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=90)
+    return steady_rate(done), cores
+
+
+def main() -> None:
+    reps, shapes = int(sys.argv[1]), [int(c) for c in sys.argv[2:]]
+    arms = [a for a in ARMS if a in os.environ.get("ARMS", ",".join(ARMS)).split(",")]
+    partitions_tried = [int(p) for p in os.environ.get("PARTITIONS", "4,8").split(",")]
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        registry = Path(tmp) / "registry"
+        for channels in shapes:
+            name = f"pp-128x{channels}"
+            publish_model(build_detector(128, channels), registry, name)
+            raw = messages(drain_windows(3000, 128, channels), 128, channels)
+            for rep in range(reps):
+                order = [(a, p) for a in arms for p in partitions_tried]
+                if rep % 2:
+                    order.reverse()
+                for arm, partitions in order:
+                    log = Path(tmp) / f"{name}-{arm}-{partitions}-{rep}.log"
+                    r, cores = rate(
+                        broker.bootstrap, broker.pid, registry, name, raw, log, arm, partitions
+                    )
+                    shown = {k: round(v, 2) for k, v in cores.items()}
+                    line = f"128x{channels} {arm:24s} {partitions} partitions {r:7.0f}/s {shown}"
+                    print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
