@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -70,13 +71,19 @@ def _processes(settings: WorkerSettings) -> tuple[int, int]:
     from worker.supervisor import cpus_per_process, resolve_processes
 
     cpus = usable_cpus(affinity_cpus(), cgroup_cpu_quota())
-    cuda = False
-    if settings.processes == "auto" and settings.device == "auto":
-        import torch  # only here: is there a GPU to feed?
-
-        cuda = torch.cuda.is_available()
+    cuda = settings.processes == "auto" and settings.device == "auto" and _cuda_available()
     count = resolve_processes(settings.processes, settings.device, cpus, cuda)
     return count, cpus_per_process(cpus, count)
+
+
+def _cuda_available() -> bool:
+    """torch.cuda.is_available(), asked in a short-lived interpreter: imported here, torch
+    would stay in the supervisor's memory for nothing (~240 MB, as much as a worker)."""
+    ask = "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)"
+    try:
+        return subprocess.run([sys.executable, "-c", ask], timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def _replay(args: argparse.Namespace) -> int:
