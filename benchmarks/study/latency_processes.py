@@ -1,0 +1,37 @@
+"""p50/p99 latency of the worker as shipped (VAEWATCH_PROCESSES=auto: 2 processes here)
+against one process with its scoring process, at the same offered rates: half of the 14:40Z
+one-process maxima (3,844 / 1,698 / 463 windows/s), alternated, 2 runs each, fresh topics.
+Usage (repo root, machine idle):
+  PYTHONPATH=. .venv/bin/python benchmarks/study/latency_processes.py
+Results: benchmarks/results/latency-processes.txt."""
+import statistics
+import tempfile
+from pathlib import Path
+
+import benchmarks.speed as speed
+from worker.broker import EmbeddedBroker
+
+RATES = {1: 3844, 8: 1698, 38: 463}
+ARMS = {
+    "as shipped": ({"VAEWATCH_PROCESSES": None, "VAEWATCH_SCORER": None}, speed.default_processes()),
+    "one process": ({"VAEWATCH_SCORER": "process"}, 1),
+}
+with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+    for ch, rate in RATES.items():
+        reg = Path(tmp) / f"reg{ch}"
+        speed.publish_model(speed.build_detector(128, ch), reg, "m")
+        raw = speed.messages(1500, 128, ch)
+        res = {a: [] for a in ARMS}
+        for rep in range(2):
+            for arm in (list(ARMS) if rep % 2 == 0 else list(ARMS)[::-1]):
+                env, processes = ARMS[arm]
+                log = Path(tmp) / f"l{ch}-{arm.replace(' ', '_')}-{rep}.log"
+                p50, p99 = speed.latency_at(
+                    broker.bootstrap, reg, "m", raw, rate, log, env, processes=processes
+                )
+                res[arm].append((p50, p99))
+                print(ch, arm, rate, p50, p99, flush=True)
+        for arm, v in res.items():
+            p50 = statistics.median(p for p, _ in v)
+            p99 = statistics.median(q for _, q in v)
+            print(f"128x{ch} {arm} @ {rate}/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms  {v}", flush=True)
