@@ -115,3 +115,25 @@ def wait_events_after_exit(worker: WorkerProcess, name: str) -> list[dict[str, A
     lines = worker.log_text().splitlines()
     docs = [orjson.loads(x) for x in lines if x.startswith("{") and f'"{name}"' in x]
     return [d for d in docs if d.get("event") == name]
+
+
+def test_a_setting_that_can_never_work_ends_the_worker_with_its_line_and_exit_2(
+    kafka_bootstrap: str, topics: Any, registry: Path, tmp_path: Path
+) -> None:
+    """A process's user error (here: a state topic with too few partitions, found once
+    connected) reaches the operator as under one process: its one line, and exit 2."""
+    from kafkaio.client import ensure_topics
+    from kafkaio.settings import kafka_settings
+
+    settings = kafka_settings(kafka_bootstrap)
+    ensure_topics(settings, [topics.input], 4)
+    ensure_topics(settings, [f"{topics.group}-state"], 1)  # made by hand, too small
+    worker = start_worker(
+        kafka_bootstrap, topics, registry, tmp_path / "w.log", VAEWATCH_PROCESSES="2"
+    )
+    assert worker.proc.wait(timeout=60) == 2
+    lines = worker.log_text().splitlines()
+    said = [x for x in lines if x.startswith("vaewatch worker: error: VAEWATCH_STATE_TOPIC")]
+    assert said and "1 partitions" in said[0] and "(4)" in said[0]
+    [exited] = [orjson.loads(x) for x in lines if '"worker_process_exited"' in x]
+    assert exited["exit_code"] == 2
