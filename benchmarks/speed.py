@@ -8,11 +8,11 @@ For each window shape (128x1 NAB-like, 128x8 SKAB-like, 128x38 server-metrics-li
                    correct, publish, commit), peak RSS, with the scoring thread
                    (`VAEWATCH_SCORER=thread`); worker_process_scorer: the same with the
                    scoring process (`process`, issue 14), cores used including the child;
-                   every row runs one process (`VAEWATCH_PROCESSES=1`) but
-  worker_default   the worker as shipped (`VAEWATCH_PROCESSES=auto`: one process per usable
-                   CPU), in each repetition beside the one-process scoring-process row
-  latency          produce -> corrected-window publish, p50/p99, at 50% and 90% of the max of
-                   the worker as shipped
+                   every row runs one process (`VAEWATCH_PROCESSES=1`, the default) but
+  worker_auto      `VAEWATCH_PROCESSES=auto` (one worker process per usable CPU), in each
+                   repetition beside the one-process scoring-process row
+  latency          produce -> corrected-window publish, p50/p99, at 50% and 90% of the worker's
+                   max (the default: one process, scoring process)
 Reported as windows/s and as the ratio worker / min(io_ceiling, compute_ceiling), beside two
 bounds computed from the same run: the sequential bound (relay, codec and compute one after
 another) and the CPU bound (every core busy with the CPU seconds one window costs: relay incl.
@@ -342,7 +342,7 @@ def start_worker(
     `env_extra` says otherwise; it sets (or, with None, unsets) variables."""
     extra: dict[str, str | None] = {
         "VAEWATCH_LOG_LEVEL": "WARNING",
-        "VAEWATCH_PROCESSES": "1",  # one process: every row but `worker_default` measures one
+        "VAEWATCH_PROCESSES": "1",  # one process: every row but `worker_auto` measures one
         **(env_extra or {}),
     }
     env = worker_env(bootstrap, registry, StreamTopics.tagged(tag), model, extra)
@@ -471,7 +471,7 @@ def worker_rate(
     return steady_rate(done), rss, cores
 
 
-def default_processes() -> int:
+def auto_processes() -> int:
     """How many worker processes `VAEWATCH_PROCESSES=auto` starts on this machine."""
     from worker.supervisor import resolve_processes
 
@@ -479,30 +479,36 @@ def default_processes() -> int:
     return resolve_processes("auto", "auto", usable, torch.cuda.is_available())
 
 
-def default_rate(
+PROCESSES_AUTO: dict[str, str | None] = {"VAEWATCH_PROCESSES": "auto", "VAEWATCH_SCORER": None}
+
+
+def joined_rate(
     bootstrap: str,
     registry: Path,
     model: str,
     raw: list[bytes],
     log: Path,
     broker_pid: int,
+    env_extra: Mapping[str, str | None] | None = None,
+    processes: int | None = None,
+    partitions: int = 4,
     drain_timeout_s: float = 600,
 ) -> tuple[float, float, dict[str, float]]:
-    """The worker as shipped (`VAEWATCH_PROCESSES` and `VAEWATCH_SCORER` unset: auto) on
-    this machine, as `worker_rate` measures one process: windows/s, peak RSS (every process
-    summed), cores (its processes summed as `processes`). Started on the empty topic (4
-    partitions, as the broker creates it for the others), and filled once every process has
-    partitions and the group has settled, as `workers_rate` does: no rebalance inside the
-    measurement."""
+    """Windows/s, peak RSS (every process summed) and cores (its child processes summed as
+    `processes`) of a worker started on the empty topic (`partitions`; 4, as the broker
+    creates it for the pre-filled rows) and filled once its `processes` (None: as many as
+    `auto` starts here) have partitions and the group has settled, as `workers_rate` does:
+    no rebalance inside the measurement. By default `PROCESSES_AUTO` (`VAEWATCH_PROCESSES=
+    auto`, `VAEWATCH_SCORER` unset); `env_extra` sets more."""
     from kafkaio.client import ensure_topics
     from kafkaio.settings import kafka_settings
 
     with scratch_tag(bootstrap) as tag:
-        ensure_topics(kafka_settings(bootstrap), [f"in-{tag}"], 4)
-        env = {"VAEWATCH_LOG_LEVEL": "INFO", "VAEWATCH_PROCESSES": None, "VAEWATCH_SCORER": None}
+        ensure_topics(kafka_settings(bootstrap), [f"in-{tag}"], partitions)
+        env = {**PROCESSES_AUTO, "VAEWATCH_LOG_LEVEL": "INFO", **(env_extra or {})}
         proc = start_worker(bootstrap, registry, model, tag, log, env)
         try:
-            _wait_until_all_assigned([log], default_processes())
+            _wait_until_all_assigned([log], processes or auto_processes())
             fill_topic(bootstrap, f"in-{tag}", raw)
             read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
             done, rss, cores = _meter_drain(
@@ -769,8 +775,9 @@ def bound_and_process_worker(
     window: int,
     tmp: str,
 ) -> dict[str, Any]:
-    """One repetition: the bound's parts, then one worker process with its scoring process,
-    then the worker as shipped (`default_rate`), on the model `bench-{window}x{channels}`."""
+    """One repetition: the bound's parts, then the default worker (one process, scoring
+    process), then `VAEWATCH_PROCESSES=auto` (`joined_rate`), on the model
+    `bench-{window}x{channels}`."""
     name = f"bench-{window}x{len(detector.channels)}"
     out = bound_parts(bootstrap, broker_pid, detector, raw, window)
     (
@@ -786,8 +793,8 @@ def bound_and_process_worker(
         broker_pid,
         {"VAEWATCH_SCORER": "process"},
     )
-    out["worker_default"], out["worker_default_peak_rss_mb"], out["cores_used_default"] = (
-        default_rate(bootstrap, registry, name, raw, Path(tmp) / f"{name}-default.log", broker_pid)
+    out["worker_auto"], out["worker_auto_peak_rss_mb"], out["cores_used_auto"] = joined_rate(
+        bootstrap, registry, name, raw, Path(tmp) / f"{name}-auto.log", broker_pid
     )
     return out
 
@@ -795,7 +802,7 @@ def bound_and_process_worker(
 # worker rows measured in each repetition: (rate key, its cores key)
 REPEATED_WORKERS = (
     ("worker_process_scorer", "cores_used_process_scorer"),
-    ("worker_default", "cores_used_default"),
+    ("worker_auto", "cores_used_auto"),
 )
 
 
@@ -920,13 +927,13 @@ def main() -> int:
                 row["worker_process_scorer"] / row["cpu_bound"]
             )
             row["workers_2proc_vs_cpu_bound"] = row["workers_2proc"] / row["cpu_bound"]
-            row["default_processes"] = default_processes()
-            row["worker_default_vs_cpu_bound"] = row["worker_default"] / row["cpu_bound"]
+            row["auto_processes"] = auto_processes()
+            row["worker_auto_vs_cpu_bound"] = row["worker_auto"] / row["cpu_bound"]
             for mode_key, cores_key in (
                 ("worker", "cores_used"),
                 ("worker_process_scorer", "cores_used_process_scorer"),
                 ("workers_2proc", "cores_used_2proc"),
-                ("worker_default", "cores_used_default"),
+                ("worker_auto", "cores_used_auto"),
             ):
                 row[f"{mode_key}_bound_gap"] = bound_gap(
                     row[mode_key], row[cores_key], row["cpu_bound"], os.cpu_count() or 1
@@ -935,10 +942,11 @@ def main() -> int:
             row["cpu_bound_vs_min_ceiling"] = row["cpu_bound"] / min(
                 row["io_ceiling"], row["compute_ceiling"]
             )
-            # profile: one worker process as shipped inside (VAEWATCH_SCORER=auto), busy;
-            # latency: the worker as shipped (every setting auto), at shares of its max rate
+            # profile and latency: the worker as shipped here (one process, VAEWATCH_SCORER
+            # =auto), at shares of that mode's own max rate
             mode = choose_scorer("auto", "cpu", apply_torch_threads().usable_cpus, cuda=False)
             row["default_scorer"] = mode
+            max_rate = row["worker_process_scorer" if mode == "process" else "worker"]
             if args.profile:
                 RESULTS.mkdir(parents=True, exist_ok=True)
                 row["profile_thread_shares"] = profile_worker(
@@ -946,7 +954,7 @@ def main() -> int:
                     registry,
                     name,
                     raw,
-                    row["worker_process_scorer" if mode == "process" else "worker"],
+                    max_rate,
                     RESULTS / f"profile-{window}x{channels}.txt",
                     {"VAEWATCH_SCORER": mode},
                 )
@@ -957,10 +965,9 @@ def main() -> int:
                         registry,
                         name,
                         raw[: min(len(raw), 1500)],
-                        row["worker_default"] * pct / 100,
+                        max_rate * pct / 100,
                         Path(tmp) / f"{name}-lat{pct}.log",
-                        {"VAEWATCH_PROCESSES": None, "VAEWATCH_SCORER": None},
-                        processes=row["default_processes"],
+                        {"VAEWATCH_SCORER": mode},
                     )
                     row[f"latency_ms_at_{pct}pct"] = {"p50": p50, "p99": p99}
             results["shapes"][name] = row
@@ -995,7 +1002,7 @@ def print_table(results: dict[str, Any]) -> None:
     head = (
         f"{'shape':<14}{'io ceil/s':>10}{'compute/s':>11}{'seq bound':>10}{'cpu bound':>10}"
         f"{'worker/s':>10}{'/min ceil':>10}{'/seq':>6}{'codec µs':>10}{'RSS MB':>8}"
-        "  latency p50/p99 ms @50% | @90% (the worker as shipped)"
+        "  latency p50/p99 ms @50% | @90% (scorer as shipped)"
     )
     print(head)
     for name, r in results["shapes"].items():
@@ -1003,7 +1010,7 @@ def print_table(results: dict[str, Any]) -> None:
         if "latency_ms_at_50pct" in r:
             a, b = r["latency_ms_at_50pct"], r["latency_ms_at_90pct"]
             lat = f"{a['p50']:.0f}/{a['p99']:.0f} | {b['p50']:.0f}/{b['p99']:.0f}"
-            lat += f" ({r.get('default_processes', 1)} processes)"
+            lat += f" ({r.get('default_scorer', 'thread')})"
         print(
             f"{name:<14}{r['io_ceiling']:>10.0f}{r['compute_ceiling']:>11.0f}"
             f"{r['sequential_bound']:>10.0f}{r['cpu_bound']:>10.0f}{r['worker']:>10.0f}"
@@ -1018,12 +1025,11 @@ def print_table(results: dict[str, Any]) -> None:
             f"on {os.cpu_count()} cores: {r['cpu_bound_vs_min_ceiling']:.2f}"
         )
     for name, r in results["shapes"].items():
-        if "worker_default" in r:
+        if "worker_auto" in r:
             print(
-                f"{name}: the worker as shipped ({r['default_processes']} processes, "
-                f"VAEWATCH_PROCESSES=auto) {r['worker_default']:.0f}/s = "
-                f"{r['worker_default_vs_cpu_bound']:.2f} of the CPU bound "
-                f"(cores: {_cores(r['cores_used_default'])})"
+                f"{name}: VAEWATCH_PROCESSES=auto ({r['auto_processes']} processes) "
+                f"{r['worker_auto']:.0f}/s = {r['worker_auto_vs_cpu_bound']:.2f} of the CPU "
+                f"bound (cores: {_cores(r['cores_used_auto'])})"
             )
     for name, r in results["shapes"].items():
         if "workers_2proc" in r:
@@ -1046,7 +1052,7 @@ def print_table(results: dict[str, Any]) -> None:
             used = _cores(r["cores_used"])
             print(f"{name}: cores used during the worker run: {used}")
     for name, r in results["shapes"].items():
-        for mode_key in ("worker", "worker_process_scorer", "workers_2proc", "worker_default"):
+        for mode_key in ("worker", "worker_process_scorer", "workers_2proc", "worker_auto"):
             gap = r.get(f"{mode_key}_bound_gap")
             if gap:
                 print(

@@ -72,10 +72,11 @@ class WorkerSettings(KafkaSettings):
         "a CPU device with >= 2 usable CPUs, else thread",
     )
     processes: int | Literal["auto"] = Field(
-        "auto",
+        1,
         description="worker processes in this container, each a member of the consumer group "
         "(partitions >= processes, or the rest stand by); auto = one per usable CPU, at most "
-        f"{MAX_AUTO_PROCESSES}, on a CPU device; 1 with CUDA (the GPU is fed by one)",
+        f"{MAX_AUTO_PROCESSES}, on a CPU device, 1 with CUDA; worth it for narrow windows "
+        "(README: speed)",
     )
     reload_interval_s: float = Field(5.0, gt=0, description="seconds between alias checks")
     wait_log_interval_s: float = Field(

@@ -1,4 +1,4 @@
-"""p50/p99 latency of the worker as shipped (VAEWATCH_PROCESSES=auto: 2 processes here)
+"""p50/p99 latency of VAEWATCH_PROCESSES=auto (2 processes here; "as shipped" when it ran)
 against one process with its scoring process, at the same offered rates: half of the 14:40Z
 one-process maxima (3,844 / 1,698 / 463 windows/s), alternated, 2 runs each, fresh topics.
 Usage (repo root, machine idle):
@@ -13,7 +13,7 @@ from worker.broker import EmbeddedBroker
 
 RATES = {1: 3844, 8: 1698, 38: 463}
 ARMS = {
-    "as shipped": ({"VAEWATCH_PROCESSES": None, "VAEWATCH_SCORER": None}, speed.default_processes()),
+    "as shipped": (speed.PROCESSES_AUTO, speed.auto_processes()),  # the default then
     "one process": ({"VAEWATCH_SCORER": "process"}, 1),
 }
 with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:

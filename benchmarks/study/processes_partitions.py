@@ -1,5 +1,6 @@
-"""The worker as shipped (VAEWATCH_PROCESSES=auto: 2 processes here) against one process
-(scoring process), each on input topics of 4 and 8 partitions, alternated, same broker.
+"""VAEWATCH_PROCESSES=auto (2 processes here; the default setting from 0047da0 to the
+session's last commits, hence the arm's name "default") against one process (scoring
+process), each on input topics of 4 and 8 partitions, alternated, same broker.
 
     python -m benchmarks.study.processes_partitions REPS CHANNELS...
 
@@ -10,55 +11,27 @@ two-process row's 8 (4 a process). Results: benchmarks/results/processes-partiti
 """
 
 import os
-import signal
 import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.speed import (
-    _meter_drain,
-    _wait_until_all_assigned,
-    build_detector,
-    default_processes,
-    drain_windows,
-    fill_topic,
-    messages,
-    publish_model,
-    read_timestamps,
-    scratch_tag,
-    start_worker,
-    steady_rate,
-)
-from kafkaio.client import ensure_topics
-from kafkaio.settings import kafka_settings
+from benchmarks.speed import build_detector, drain_windows, joined_rate, messages, publish_model
 from worker.broker import EmbeddedBroker
 
 ARMS = {
-    "default": {"VAEWATCH_PROCESSES": None, "VAEWATCH_SCORER": None},
-    "default+scoring-process": {"VAEWATCH_PROCESSES": None, "VAEWATCH_SCORER": "process"},
-    "one-process": {"VAEWATCH_SCORER": "process"},
+    "default": {},  # VAEWATCH_PROCESSES=auto (joined_rate's default; the default setting then)
+    "default+scoring-process": {"VAEWATCH_SCORER": "process"},
+    "one-process": {"VAEWATCH_PROCESSES": "1", "VAEWATCH_SCORER": "process"},
 }
 PARTITIONS = (4, 8)
 
 
 def rate(bootstrap, broker_pid, registry, model, raw, log, arm, partitions):
-    processes = default_processes() if arm.startswith("default") else 1
-    with scratch_tag(bootstrap) as tag:
-        ensure_topics(kafka_settings(bootstrap), [f"in-{tag}"], partitions)
-        env = {**ARMS[arm], "VAEWATCH_LOG_LEVEL": "INFO"}
-        proc = start_worker(bootstrap, registry, model, tag, log, env)
-        try:
-            _wait_until_all_assigned([log], processes)
-            fill_topic(bootstrap, f"in-{tag}", raw)
-            read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
-            key = "processes" if arm.startswith("default") else "scorer"
-            done, _, cores = _meter_drain(
-                bootstrap, tag, len(raw), proc.pid, broker_pid, 600, False, key
-            )
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=90)
-    return steady_rate(done), cores
+    one = not arm.startswith("default")
+    r, _, cores = joined_rate(
+        bootstrap, registry, model, raw, log, broker_pid, ARMS[arm], 1 if one else None, partitions
+    )
+    return r, cores
 
 
 def main() -> None:

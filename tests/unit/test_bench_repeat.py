@@ -59,13 +59,13 @@ def test_each_worker_row_takes_the_cores_of_its_own_median_drain() -> None:
     ):
         r = repetition(io=3000.0, compute_ms=0.25, worker=rate, worker_cores=cores)
         r |= {
-            "worker_default": default,
-            "worker_default_peak_rss_mb": default / 10,
-            "cores_used_default": {"worker": 0.0, "processes": default / 2000},
+            "worker_auto": default,
+            "worker_auto_peak_rss_mb": default / 10,
+            "cores_used_auto": {"worker": 0.0, "processes": default / 2000},
         }
         rows.append(r)
     row = median_repeat(rows)
     assert row["worker_process_scorer"] == 2100.0
-    assert row["worker_default"] == 3000.0, "its own median, not the process worker's drain"
-    assert row["cores_used_default"] == {"worker": 0.0, "processes": 1.5}
-    assert row["worker_default_peak_rss_mb"] == 340.0
+    assert row["worker_auto"] == 3000.0, "its own median, not the process worker's drain"
+    assert row["cores_used_auto"] == {"worker": 0.0, "processes": 1.5}
+    assert row["worker_auto_peak_rss_mb"] == 340.0
