@@ -349,6 +349,25 @@ def start_worker(
     return vaewatch_worker(env, log)
 
 
+@contextmanager
+def running_worker(
+    bootstrap: str,
+    registry: Path,
+    model: str,
+    tag: str,
+    log: Path,
+    env_extra: Mapping[str, str | None] | None = None,
+    stop_timeout_s: float = 60,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`start_worker`, stopped with SIGTERM (and waited for) on leaving, also on an error."""
+    proc = start_worker(bootstrap, registry, model, tag, log, env_extra)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=stop_timeout_s)
+
+
 def read_timestamps(
     bootstrap: str, topic: str, n: int, timeout_s: float, start: dict[int, int] | None = None
 ) -> list[tuple[str, int]]:
@@ -459,15 +478,11 @@ def worker_rate(
     """
     with scratch_tag(bootstrap) as tag:
         fill_topic(bootstrap, f"in-{tag}", raw)
-        proc = start_worker(bootstrap, registry, model, tag, log, env_extra)
-        try:
+        with running_worker(bootstrap, registry, model, tag, log, env_extra) as proc:
             read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)  # joined, model warm
             done, rss, cores = _meter_drain(
                 bootstrap, tag, len(raw), proc.pid, broker_pid, drain_timeout_s, read_during
             )
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
     return steady_rate(done), rss, cores
 
 
@@ -506,17 +521,13 @@ def joined_rate(
     with scratch_tag(bootstrap) as tag:
         ensure_topics(kafka_settings(bootstrap), [f"in-{tag}"], partitions)
         env = {**PROCESSES_AUTO, "VAEWATCH_LOG_LEVEL": "INFO", **(env_extra or {})}
-        proc = start_worker(bootstrap, registry, model, tag, log, env)
-        try:
+        with running_worker(bootstrap, registry, model, tag, log, env, stop_timeout_s=90) as proc:
             _wait_until_all_assigned([log], processes or auto_processes())
             fill_topic(bootstrap, f"in-{tag}", raw)
             read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
             done, rss, cores = _meter_drain(
                 bootstrap, tag, len(raw), proc.pid, broker_pid, drain_timeout_s, False, "processes"
             )
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=90)
     return steady_rate(done), rss, cores
 
 
@@ -694,16 +705,14 @@ def profile_worker(
     with scratch_tag(bootstrap) as tag:
         backlog = [raw[i % len(raw)] for i in range(int(rate * 14))]
         fill_topic(bootstrap, f"in-{tag}", backlog)
-        proc = start_worker(bootstrap, registry, model, tag, out.with_suffix(".log"), env_extra)
-        try:
+        with running_worker(
+            bootstrap, registry, model, tag, out.with_suffix(".log"), env_extra
+        ) as proc:
             read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
             sampler = profile.record(proc.pid, 8, out)
             if sampler is None:
                 return {}
             sampler.wait(timeout=60)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
     return profile.breakdown(out.read_text())
 
 
@@ -722,8 +731,7 @@ def latency_at(
     with scratch_tag(bootstrap) as tag:
         if processes > 1:
             env_extra = {**(env_extra or {}), "VAEWATCH_LOG_LEVEL": "INFO"}
-        proc = start_worker(bootstrap, registry, model, tag, log, env_extra)
-        try:
+        with running_worker(bootstrap, registry, model, tag, log, env_extra):
             if processes > 1:
                 _wait_until_all_assigned([log], processes)
             else:
@@ -731,9 +739,6 @@ def latency_at(
             paced_send(bootstrap, f"in-{tag}", raw, rate)
             inputs = read_timestamps(bootstrap, f"in-{tag}", len(raw), 60)
             outputs = read_timestamps(bootstrap, f"co-{tag}", len(raw), 120)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
     return latency_ms(inputs, outputs, {w for w, _ in inputs})
 
 

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.kafka_helpers import WorkerProcess, read_topic, start_worker, window_id
-from tests.integration.test_worker_startup import http_get, wait_events, wait_http
+from tests.integration.test_worker_startup import events, http_get, wait_events, wait_http
 from tests.integration.test_worker_stream import produce_many_series
 from worker.broker import free_port
 
@@ -106,15 +106,7 @@ def test_the_processes_stop_when_the_supervisor_is_killed(
     worker.proc.kill()
     worker.proc.wait(timeout=10)
     wait_gone(pids, timeout=60)
-    assert len(wait_events_after_exit(worker, "supervisor_gone_stopping")) == 2
-
-
-def wait_events_after_exit(worker: WorkerProcess, name: str) -> list[dict[str, Any]]:
-    """The log's `name` events, read once (the supervisor has exited; its processes wrote
-    to the same file)."""
-    lines = worker.log_text().splitlines()
-    docs = [orjson.loads(x) for x in lines if x.startswith("{") and f'"{name}"' in x]
-    return [d for d in docs if d.get("event") == name]
+    assert len(events(worker, "supervisor_gone_stopping")) == 2  # read once: it has exited
 
 
 def test_a_setting_that_can_never_work_ends_the_worker_with_its_line_and_exit_2(
