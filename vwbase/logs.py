@@ -14,10 +14,17 @@ _PROCESS_CONTEXT: dict[str, object] = {}
 
 
 class _StderrLogger(structlog.PrintLogger):
-    """Writes to whatever `sys.stderr` is at the time of the call (not at configuration)."""
+    """Writes to whatever `sys.stderr` is at the time of the call (not at configuration).
+
+    One `write` per line, newline included: a non-interactive stderr is write-through, so
+    `print` would issue the line and its newline as two system calls, and the worker's
+    processes, which share one stderr, would merge lines between them. A single write is
+    atomic on an O_APPEND file and, up to PIPE_BUF bytes, on a pipe."""
 
     def msg(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
 
     log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
 

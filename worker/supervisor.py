@@ -110,7 +110,8 @@ def _process_main(
     try:
         code = run_worker(settings, SupervisorLink(conn, index, cpus))
     except VaewatchError as exc:
-        print(f"vaewatch worker: error: {exc}", file=sys.stderr, flush=True)
+        sys.stderr.write(f"vaewatch worker: error: {exc}\n")  # one write: stderr is shared
+        sys.stderr.flush()
         code = exc.exit_code
     raise SystemExit(code)
 
