@@ -486,12 +486,14 @@ def worker_rate(
     return steady_rate(done), rss, cores
 
 
-def auto_processes() -> int:
-    """How many worker processes `VAEWATCH_PROCESSES=auto` starts on this machine."""
-    from worker.supervisor import resolve_processes
+def auto_processes(registry: Path, model: str) -> int:
+    """How many worker processes `VAEWATCH_PROCESSES=auto` starts on this machine for the
+    published `model` (several only for a single-channel one)."""
+    from worker.supervisor import model_channels, resolve_processes
 
     usable = apply_torch_threads().usable_cpus
-    return resolve_processes("auto", "auto", usable, torch.cuda.is_available())
+    channels = model_channels(registry, model)
+    return resolve_processes("auto", "auto", usable, torch.cuda.is_available(), channels)
 
 
 PROCESSES_AUTO: dict[str, str | None] = {"VAEWATCH_PROCESSES": "auto", "VAEWATCH_SCORER": None}
@@ -522,7 +524,7 @@ def joined_rate(
         ensure_topics(kafka_settings(bootstrap), [f"in-{tag}"], partitions)
         env = {**PROCESSES_AUTO, "VAEWATCH_LOG_LEVEL": "INFO", **(env_extra or {})}
         with running_worker(bootstrap, registry, model, tag, log, env, stop_timeout_s=90) as proc:
-            _wait_until_all_assigned([log], processes or auto_processes())
+            _wait_until_all_assigned([log], processes or auto_processes(registry, model))
             fill_topic(bootstrap, f"in-{tag}", raw)
             read_timestamps(bootstrap, f"co-{tag}", 1, timeout_s=120)
             done, rss, cores = _meter_drain(
@@ -932,7 +934,7 @@ def main() -> int:
                 row["worker_process_scorer"] / row["cpu_bound"]
             )
             row["workers_2proc_vs_cpu_bound"] = row["workers_2proc"] / row["cpu_bound"]
-            row["auto_processes"] = auto_processes()
+            row["auto_processes"] = auto_processes(registry, name)
             row["worker_auto_vs_cpu_bound"] = row["worker_auto"] / row["cpu_bound"]
             for mode_key, cores_key in (
                 ("worker", "cores_used"),
@@ -947,11 +949,16 @@ def main() -> int:
             row["cpu_bound_vs_min_ceiling"] = row["cpu_bound"] / min(
                 row["io_ceiling"], row["compute_ceiling"]
             )
-            # profile and latency: the worker as shipped here (one process, VAEWATCH_SCORER
-            # =auto), at shares of that mode's own max rate
+            # the profile: one process (VAEWATCH_SCORER=auto), at half its max rate; latency:
+            # the worker as shipped (VAEWATCH_PROCESSES=auto: several processes for a
+            # 1-channel model, else that one process), at shares of its own max rate
             mode = choose_scorer("auto", "cpu", apply_torch_threads().usable_cpus, cuda=False)
             row["default_scorer"] = mode
             max_rate = row["worker_process_scorer" if mode == "process" else "worker"]
+            latency_env: dict[str, str | None] = {"VAEWATCH_SCORER": mode}
+            latency_max = max_rate
+            if row["auto_processes"] > 1:
+                latency_env, latency_max = dict(PROCESSES_AUTO), row["worker_auto"]
             if args.profile:
                 RESULTS.mkdir(parents=True, exist_ok=True)
                 row["profile_thread_shares"] = profile_worker(
@@ -970,9 +977,10 @@ def main() -> int:
                         registry,
                         name,
                         raw[: min(len(raw), 1500)],
-                        max_rate * pct / 100,
+                        latency_max * pct / 100,
                         Path(tmp) / f"{name}-lat{pct}.log",
-                        {"VAEWATCH_SCORER": mode},
+                        latency_env,
+                        processes=row["auto_processes"],
                     )
                     row[f"latency_ms_at_{pct}pct"] = {"p50": p50, "p99": p99}
             results["shapes"][name] = row
@@ -1007,7 +1015,7 @@ def print_table(results: dict[str, Any]) -> None:
     head = (
         f"{'shape':<14}{'io ceil/s':>10}{'compute/s':>11}{'seq bound':>10}{'cpu bound':>10}"
         f"{'worker/s':>10}{'/min ceil':>10}{'/seq':>6}{'codec µs':>10}{'RSS MB':>8}"
-        "  latency p50/p99 ms @50% | @90% (scorer as shipped)"
+        "  latency p50/p99 ms @50% | @90% (worker as shipped)"
     )
     print(head)
     for name, r in results["shapes"].items():
@@ -1015,7 +1023,10 @@ def print_table(results: dict[str, Any]) -> None:
         if "latency_ms_at_50pct" in r:
             a, b = r["latency_ms_at_50pct"], r["latency_ms_at_90pct"]
             lat = f"{a['p50']:.0f}/{a['p99']:.0f} | {b['p50']:.0f}/{b['p99']:.0f}"
-            lat += f" ({r.get('default_scorer', 'thread')})"
+            shipped = r.get("default_scorer", "thread")
+            if r.get("auto_processes", 1) > 1:
+                shipped = f"{r['auto_processes']} processes"
+            lat += f" ({shipped})"
         print(
             f"{name:<14}{r['io_ceiling']:>10.0f}{r['compute_ceiling']:>11.0f}"
             f"{r['sequential_bound']:>10.0f}{r['cpu_bound']:>10.0f}{r['worker']:>10.0f}"

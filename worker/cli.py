@@ -12,10 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from kafkaio.settings import env_var
 from vwbase import argtypes
 from vwbase.logs import configure_logging
 from worker.settings import WorkerSettings, settings_from_cli
+
+log = structlog.get_logger(__name__)
 
 WORKER_FLAGS = {
     "bootstrap_servers": "kafka_bootstrap_servers",
@@ -68,11 +72,20 @@ def _worker(args: argparse.Namespace) -> int:
 def _processes(settings: WorkerSettings) -> tuple[int, int]:
     """How many worker processes (`VAEWATCH_PROCESSES`), and the CPUs each counts as its own."""
     from vwbase.threads import affinity_cpus, cgroup_cpu_quota, usable_cpus
-    from worker.supervisor import cpus_per_process, resolve_processes
+    from worker.supervisor import cpus_per_process, model_channels, resolve_processes
 
     cpus = usable_cpus(affinity_cpus(), cgroup_cpu_quota())
-    cuda = settings.processes == "auto" and settings.device == "auto" and _cuda_available()
-    count = resolve_processes(settings.processes, settings.device, cpus, cuda)
+    auto = settings.processes == "auto"
+    cuda = auto and settings.device == "auto" and _cuda_available()
+    channels = model_channels(settings.registry, settings.model) if auto else None
+    count = resolve_processes(settings.processes, settings.device, cpus, cuda, channels)
+    log.info(
+        "worker_processes_chosen",
+        processes=count,
+        setting=settings.processes,
+        model_channels=channels,
+        usable_cpus=cpus,
+    )
     return count, cpus_per_process(cpus, count)
 
 

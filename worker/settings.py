@@ -25,6 +25,10 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")  # Kafka's rule for topic names
 _RULES = EpisodeRules()  # the episode rules' defaults live with the rules
 MAX_AUTO_PROCESSES = 4  # measured on 2 CPUs; each process holds torch (~0.3-0.4 GB)
+# `auto` runs several processes only for models this narrow: one process's Python thread
+# limits a 1-channel model (auto x1.13-1.32 on 2 CPUs), not an 8- or 38-channel one
+# (x0.83-0.99), with 2 and 4 channels in between (x1.07, x1.00). README: speed.
+AUTO_MAX_CHANNELS = 1
 
 
 class WorkerSettings(KafkaSettings):
@@ -72,11 +76,11 @@ class WorkerSettings(KafkaSettings):
         "a CPU device with >= 2 usable CPUs, else thread",
     )
     processes: int | Literal["auto"] = Field(
-        1,
+        "auto",
         description="worker processes in this container, each a member of the consumer group "
-        "(partitions >= processes, or the rest stand by); auto = one per usable CPU, at most "
-        f"{MAX_AUTO_PROCESSES}, on a CPU device, 1 with CUDA; worth it for narrow windows "
-        "(README: speed)",
+        "(partitions >= processes, or the rest stand by); auto = one per usable CPU (at most "
+        f"{MAX_AUTO_PROCESSES}) for a single-channel model on a CPU device, else 1 (wider "
+        "models, CUDA, no model published yet; README: speed)",
     )
     reload_interval_s: float = Field(5.0, gt=0, description="seconds between alias checks")
     wait_log_interval_s: float = Field(

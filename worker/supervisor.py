@@ -40,29 +40,49 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 
 import structlog
 from prometheus_client import CollectorRegistry, Gauge, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelstore.registry import Registry
+from schemas.manifest import MANIFEST_FILE, ModelManifest
 from vwbase.errors import VaewatchError
 from vwbase.logs import bind_process_context
 from worker.observability import serve_routes
-from worker.settings import MAX_AUTO_PROCESSES, WorkerSettings
+from worker.settings import AUTO_MAX_CHANNELS, MAX_AUTO_PROCESSES, WorkerSettings
 
 log = structlog.get_logger(__name__)
 SCRAPE_TIMEOUT_S = 2.0
 STOP_GRACE_S = 15.0  # beyond the processes' own SHUTDOWN_TIMEOUT_S, before they are killed
 
 
-def resolve_processes(setting: int | str, device: str, usable_cpus: int, cuda: bool) -> int:
-    """`VAEWATCH_PROCESSES` resolved: auto = one per usable CPU (at most MAX_AUTO_PROCESSES)
-    on a CPU device, 1 on a GPU (one process keeps it fed; each more holds a CUDA context)."""
+def resolve_processes(
+    setting: int | str, device: str, usable_cpus: int, cuda: bool, channels: int | None
+) -> int:
+    """`VAEWATCH_PROCESSES` resolved. auto = one per usable CPU (at most MAX_AUTO_PROCESSES)
+    for a model of at most AUTO_MAX_CHANNELS channels on a CPU device; otherwise 1: on a GPU
+    (one process keeps it fed; each more holds a CUDA context), for wider models (one process
+    with a scoring process is faster there), and while the model's width is unknown
+    (`channels` None: nothing published under that name yet)."""
     if isinstance(setting, int):
         return setting
     on_cpu = device == "cpu" or (device == "auto" and not cuda)
-    return max(1, min(usable_cpus, MAX_AUTO_PROCESSES)) if on_cpu else 1
+    narrow = channels is not None and channels <= AUTO_MAX_CHANNELS
+    return max(1, min(usable_cpus, MAX_AUTO_PROCESSES)) if on_cpu and narrow else 1
+
+
+def model_channels(registry: Path, model: str) -> int | None:
+    """The channel count of `model` (NAME or NAME@VERSION) from its manifest, read without
+    torch; None while the registry has none under that name or it cannot be read (the
+    worker then waits for it and says why, `worker.waiting`)."""
+    try:
+        path = Registry(registry).resolve(model).path / MANIFEST_FILE
+        return ModelManifest.model_validate_json(path.read_bytes()).architecture.n_channels
+    except (VaewatchError, OSError, ValueError):
+        return None
 
 
 def cpus_per_process(usable_cpus: int, processes: int) -> int:

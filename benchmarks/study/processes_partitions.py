@@ -19,8 +19,10 @@ from benchmarks.speed import build_detector, drain_windows, joined_rate, message
 from worker.broker import EmbeddedBroker
 
 ARMS = {
-    "default": {},  # VAEWATCH_PROCESSES=auto (joined_rate's default; the default setting then)
-    "default+scoring-process": {"VAEWATCH_SCORER": "process"},
+    # VAEWATCH_PROCESSES=auto as it was then: 2 processes on 2 CPUs for every width (since,
+    # auto gives wider models one process); pinned, so the study reruns as it ran
+    "default": {"VAEWATCH_PROCESSES": "2"},
+    "default+scoring-process": {"VAEWATCH_PROCESSES": "2", "VAEWATCH_SCORER": "process"},
     "one-process": {"VAEWATCH_PROCESSES": "1", "VAEWATCH_SCORER": "process"},
 }
 PARTITIONS = (4, 8)
@@ -29,7 +31,7 @@ PARTITIONS = (4, 8)
 def rate(bootstrap, broker_pid, registry, model, raw, log, arm, partitions):
     one = not arm.startswith("default")
     r, _, cores = joined_rate(
-        bootstrap, registry, model, raw, log, broker_pid, ARMS[arm], 1 if one else None, partitions
+        bootstrap, registry, model, raw, log, broker_pid, ARMS[arm], 1 if one else 2, partitions
     )
     return r, cores
 

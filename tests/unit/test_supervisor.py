@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,27 +18,78 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from vwbase import logs
-from worker.supervisor import Supervisor, cpus_per_process, merged_families, resolve_processes
+from modelstore.registry import Registry
+from schemas.manifest import MANIFEST_FILE
+from tests.model_factory import publish, train_tiny_detector
+from vaecore import Detector
+from vwbase import logs, threads
+from worker import cli as worker_cli
+from worker.settings import WorkerSettings
+from worker.supervisor import (
+    Supervisor,
+    cpus_per_process,
+    merged_families,
+    model_channels,
+    resolve_processes,
+)
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize(
-    ("setting", "device", "cpus", "cuda", "expected"),
+    ("setting", "device", "cpus", "cuda", "channels", "expected"),
     [
-        ("auto", "auto", 2, False, 2),
-        ("auto", "auto", 1, False, 1),
-        ("auto", "cpu", 16, False, 4),  # at most MAX_AUTO_PROCESSES
-        ("auto", "cpu", 3, True, 3),  # asked for the CPU: the GPU does not count
-        ("auto", "auto", 16, True, 1),  # one process feeds the GPU
-        ("auto", "cuda:0", 16, True, 1),
-        (3, "auto", 16, True, 3),  # a number is taken as given
-        (1, "cpu", 2, False, 1),
+        ("auto", "auto", 2, False, 1, 2),
+        ("auto", "auto", 1, False, 1, 1),
+        ("auto", "cpu", 16, False, 1, 4),  # at most MAX_AUTO_PROCESSES
+        ("auto", "cpu", 3, True, 1, 3),  # asked for the CPU: the GPU does not count
+        ("auto", "auto", 16, True, 1, 1),  # one process feeds the GPU
+        ("auto", "cuda:0", 16, True, 1, 1),
+        ("auto", "auto", 2, False, 2, 1),  # wider than AUTO_MAX_CHANNELS: one process
+        ("auto", "cpu", 16, False, 38, 1),
+        ("auto", "auto", 2, False, None, 1),  # no model published yet: width unknown
+        (3, "auto", 16, True, 38, 3),  # a number is taken as given
+        (2, "cpu", 2, False, None, 2),
+        (1, "cpu", 2, False, 1, 1),
     ],
 )
-def test_resolve_processes(setting: Any, device: str, cpus: int, cuda: bool, expected: int) -> None:
-    assert resolve_processes(setting, device, cpus, cuda) == expected
+def test_resolve_processes(
+    setting: Any, device: str, cpus: int, cuda: bool, channels: int | None, expected: int
+) -> None:
+    assert resolve_processes(setting, device, cpus, cuda, channels) == expected
+
+
+def test_model_channels_reads_the_published_manifest(
+    tiny_detector: Detector, tmp_path: Path
+) -> None:
+    registry = tmp_path / "registry"
+    assert model_channels(registry, "m") is None  # nothing published: unknown, not an error
+    version = publish(tiny_detector, registry, "m")
+    assert model_channels(registry, "m") == len(tiny_detector.channels) == 38
+    assert model_channels(registry, f"m@{version}") == 38
+    assert model_channels(registry, "m@no-such-version") is None
+    (Registry(registry).resolve("m").path / MANIFEST_FILE).write_text("{not json")
+    assert model_channels(registry, "m") is None  # unreadable: the worker will say why
+
+
+def test_auto_runs_several_processes_only_for_a_single_channel_model(
+    tiny_detector: Detector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(threads, "usable_cpus", lambda *_: 2)
+    monkeypatch.setattr(worker_cli, "_cuda_available", lambda: False)
+    registry = tmp_path / "registry"
+    publish(train_tiny_detector(steps=10, channels=1), registry, "narrow")
+    publish(tiny_detector, registry, "wide")
+
+    def chosen(model: str, processes: int | str = "auto") -> tuple[int, int]:
+        settings = WorkerSettings(registry=registry, model=model, processes=processes)
+        return worker_cli._processes(settings)
+
+    assert chosen("narrow") == (2, 1)  # two processes, one CPU each
+    assert chosen("wide") == (1, 2)
+    assert chosen("not-yet-published") == (1, 2)
+    assert chosen("wide", 2) == (2, 1)  # a number is taken as given
+    assert WorkerSettings().processes == "auto"
 
 
 @pytest.mark.parametrize(
