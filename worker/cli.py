@@ -17,7 +17,7 @@ import structlog
 from kafkaio.settings import env_var
 from vwbase import argtypes
 from vwbase.logs import configure_logging
-from worker.settings import WorkerSettings, settings_from_cli
+from worker.settings import AUTO_MAX_CHANNELS, WorkerSettings, settings_from_cli
 
 log = structlog.get_logger(__name__)
 
@@ -76,8 +76,10 @@ def _processes(settings: WorkerSettings) -> tuple[int, int]:
 
     cpus = usable_cpus(affinity_cpus(), cgroup_cpu_quota())
     auto = settings.processes == "auto"
-    cuda = auto and settings.device == "auto" and _cuda_available()
     channels = model_channels(settings.registry, settings.model) if auto else None
+    narrow = channels is not None and channels <= AUTO_MAX_CHANNELS
+    # asked only when it decides: the question starts an interpreter that imports torch
+    cuda = auto and narrow and settings.device == "auto" and _cuda_available()
     count = resolve_processes(settings.processes, settings.device, cpus, cuda, channels)
     log.info(
         "worker_processes_chosen",

@@ -206,3 +206,22 @@ def test_deciding_how_many_processes_leaves_torch_out_of_the_supervisor() -> Non
     [line] = [ln for ln in done.stdout.splitlines() if ln.startswith("COUNT=")]
     assert line.endswith("TORCH=False"), line
     assert int(line.split()[0].removeprefix("COUNT=")) >= 1
+
+
+def test_the_cuda_question_is_asked_only_when_it_decides(
+    tiny_detector: Detector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asking starts an interpreter that imports torch (seconds at every start): for a wide
+    model or none, auto is 1 process whatever the answer."""
+    asked: list[bool] = []
+
+    def cuda_available() -> bool:
+        asked.append(True)
+        return False
+
+    monkeypatch.setattr(worker_cli, "_cuda_available", cuda_available)
+    registry = tmp_path / "registry"
+    publish(tiny_detector, registry, "wide")
+    worker_cli._processes(WorkerSettings(registry=registry, model="wide"))
+    worker_cli._processes(WorkerSettings(registry=registry, model="absent"))
+    assert asked == []
