@@ -87,8 +87,25 @@ def _processes(settings: WorkerSettings) -> tuple[int, int]:
         setting=settings.processes,
         model_channels=channels,
         usable_cpus=cpus,
+        why=_why_processes(auto, channels, narrow, count),
     )
     return count, cpus_per_process(cpus, count)
+
+
+def _why_processes(auto: bool, channels: int | None, narrow: bool, count: int) -> str:
+    """The reason for the count, in the operator's words (`worker_processes_chosen`)."""
+    if not auto:
+        return "set by VAEWATCH_PROCESSES"
+    if channels is None:
+        return (
+            "no model readable under that name yet: one process; auto chooses again at the "
+            "next start (one per usable CPU for a 1-channel model)"
+        )
+    if not narrow:
+        return f"a {channels}-channel model: one process with a scoring process is faster"
+    if count == 1:
+        return "a 1-channel model, but one usable CPU or a CUDA device: one process"
+    return "a 1-channel model: one process per usable CPU"
 
 
 def _cuda_available() -> bool:

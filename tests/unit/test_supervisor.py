@@ -85,9 +85,14 @@ def test_auto_runs_several_processes_only_for_a_single_channel_model(
         settings = WorkerSettings(registry=registry, model=model, processes=processes)
         return worker_cli._processes(settings)
 
-    assert chosen("narrow") == (2, 1)  # two processes, one CPU each
-    assert chosen("wide") == (1, 2)
-    assert chosen("not-yet-published") == (1, 2)
+    with structlog.testing.capture_logs() as logged:
+        assert chosen("narrow") == (2, 1)  # two processes, one CPU each
+        assert chosen("wide") == (1, 2)
+        assert chosen("not-yet-published") == (1, 2)
+    whys = [line["why"] for line in logged if line["event"] == "worker_processes_chosen"]
+    assert whys[0] == "a 1-channel model: one process per usable CPU"
+    assert whys[1].startswith("a 38-channel model")
+    assert whys[2].startswith("no model readable under that name yet")
     assert chosen("wide", 2) == (2, 1)  # a number is taken as given
     assert WorkerSettings().processes == "auto"
 
