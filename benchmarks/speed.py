@@ -493,7 +493,7 @@ def auto_processes(registry: Path, model: str) -> int:
 
     usable = apply_torch_threads().usable_cpus
     channels = model_channels(registry, model)
-    return resolve_processes("auto", "auto", usable, torch.cuda.is_available(), channels)
+    return resolve_processes("auto", "auto", usable, channels, torch.cuda.is_available)
 
 
 PROCESSES_AUTO: dict[str, str | None] = {"VAEWATCH_PROCESSES": "auto", "VAEWATCH_SCORER": None}

@@ -17,7 +17,7 @@ import structlog
 from kafkaio.settings import env_var
 from vwbase import argtypes
 from vwbase.logs import configure_logging
-from worker.settings import AUTO_MAX_CHANNELS, WorkerSettings, settings_from_cli
+from worker.settings import WorkerSettings, settings_from_cli
 
 log = structlog.get_logger(__name__)
 
@@ -77,23 +77,23 @@ def _processes(settings: WorkerSettings) -> tuple[int, int]:
     cpus = usable_cpus(affinity_cpus(), cgroup_cpu_quota())
     auto = settings.processes == "auto"
     channels = model_channels(settings.registry, settings.model) if auto else None
-    narrow = channels is not None and channels <= AUTO_MAX_CHANNELS
-    # asked only when it decides: the question starts an interpreter that imports torch
-    cuda = auto and narrow and settings.device == "auto" and _cuda_available()
-    count = resolve_processes(settings.processes, settings.device, cpus, cuda, channels)
+    # `_cuda_available` is asked only when it decides: it starts an interpreter that imports torch
+    count = resolve_processes(settings.processes, settings.device, cpus, channels, _cuda_available)
     log.info(
         "worker_processes_chosen",
         processes=count,
         setting=settings.processes,
         model_channels=channels,
         usable_cpus=cpus,
-        why=_why_processes(auto, channels, narrow, count),
+        why=_why_processes(auto, channels, count),
     )
     return count, cpus_per_process(cpus, count)
 
 
-def _why_processes(auto: bool, channels: int | None, narrow: bool, count: int) -> str:
+def _why_processes(auto: bool, channels: int | None, count: int) -> str:
     """The reason for the count, in the operator's words (`worker_processes_chosen`)."""
+    from worker.supervisor import narrow_model
+
     if not auto:
         return "set by VAEWATCH_PROCESSES"
     if channels is None:
@@ -101,7 +101,7 @@ def _why_processes(auto: bool, channels: int | None, narrow: bool, count: int) -
             "no model readable under that name yet: one process; auto chooses again at the "
             "next start (one per usable CPU for a 1-channel model)"
         )
-    if not narrow:
+    if not narrow_model(channels):
         return f"a {channels}-channel model: one process with a scoring process is faster"
     if count == 1:
         return "a 1-channel model, but one usable CPU or a CUDA device: one process"

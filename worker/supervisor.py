@@ -59,19 +59,30 @@ SCRAPE_TIMEOUT_S = 2.0
 STOP_GRACE_S = 15.0  # beyond the processes' own SHUTDOWN_TIMEOUT_S, before they are killed
 
 
+def narrow_model(channels: int | None) -> bool:
+    """A model of known width, narrow enough for `auto` to run several processes."""
+    return channels is not None and channels <= AUTO_MAX_CHANNELS
+
+
 def resolve_processes(
-    setting: int | str, device: str, usable_cpus: int, cuda: bool, channels: int | None
+    setting: int | str,
+    device: str,
+    usable_cpus: int,
+    channels: int | None,
+    cuda_available: Callable[[], bool],
 ) -> int:
     """`VAEWATCH_PROCESSES` resolved. auto = one per usable CPU (at most MAX_AUTO_PROCESSES)
-    for a model of at most AUTO_MAX_CHANNELS channels on a CPU device; otherwise 1: on a GPU
-    (one process keeps it fed; each more holds a CUDA context), for wider models (one process
-    with a scoring process is faster there), and while the model's width is unknown
-    (`channels` None: nothing published under that name yet)."""
+    for a model of at most AUTO_MAX_CHANNELS channels on a CPU device; otherwise 1: for wider
+    models (one process with a scoring process is faster there), while the model's width is
+    unknown (`channels` None: nothing published under that name yet), and on a GPU (one
+    process keeps it fed; each more holds a CUDA context). `cuda_available` is called only
+    when its answer decides (device `auto` and a narrow model)."""
     if isinstance(setting, int):
         return setting
-    on_cpu = device == "cpu" or (device == "auto" and not cuda)
-    narrow = channels is not None and channels <= AUTO_MAX_CHANNELS
-    return max(1, min(usable_cpus, MAX_AUTO_PROCESSES)) if on_cpu and narrow else 1
+    if not narrow_model(channels):
+        return 1
+    on_cpu = device == "cpu" or (device == "auto" and not cuda_available())
+    return max(1, min(usable_cpus, MAX_AUTO_PROCESSES)) if on_cpu else 1
 
 
 def model_channels(registry: Path, model: str) -> int | None:

@@ -56,7 +56,7 @@ pytestmark = pytest.mark.unit
 def test_resolve_processes(
     setting: Any, device: str, cpus: int, cuda: bool, channels: int | None, expected: int
 ) -> None:
-    assert resolve_processes(setting, device, cpus, cuda, channels) == expected
+    assert resolve_processes(setting, device, cpus, channels, lambda: cuda) == expected
 
 
 def test_model_channels_reads_the_published_manifest(
