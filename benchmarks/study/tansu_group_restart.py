@@ -42,15 +42,20 @@ def member(bs, group, name, out, run_s, leave_after_s=0.0):
     c.close()
 
 
+def seed_topic(bootstrap: str) -> None:
+    """Topic "t" of 4 partitions with 1,000 records (also tansu_group_restart_librdkafka.py)."""
+    KafkaAdminClient(bootstrap_servers=bootstrap).create_topics([NewTopic("t", 4, 1)])
+    p = KafkaProducer(bootstrap_servers=bootstrap)
+    for i in range(1000):
+        p.send("t", key=str(i).encode(), value=b"x")
+    p.flush()
+
+
 def main() -> None:
     n1, n2, run_s = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
     stagger = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
     with EmbeddedBroker() as b:
-        KafkaAdminClient(bootstrap_servers=b.bootstrap).create_topics([NewTopic("t", 4, 1)])
-        p = KafkaProducer(bootstrap_servers=b.bootstrap)
-        for i in range(1000):
-            p.send("t", key=str(i).encode(), value=b"x")
-        p.flush()
+        seed_topic(b.bootstrap)
         for round_, n, seconds in ((1, n1, 12.0), (2, n2, run_s)):
             out: list = []
             threads = [

@@ -16,9 +16,7 @@ import os
 import subprocess
 import sys
 
-from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
-
+from benchmarks.study.tansu_group_restart import seed_topic
 from worker.broker import EmbeddedBroker
 
 ROUND = r"""
@@ -55,11 +53,7 @@ def main() -> None:
     ck = os.environ["CK_PYTHON"]
     stuck = 0
     with EmbeddedBroker() as b:
-        KafkaAdminClient(bootstrap_servers=b.bootstrap).create_topics([NewTopic("t", 4, 1)])
-        p = KafkaProducer(bootstrap_servers=b.bootstrap)
-        for i in range(1000):
-            p.send("t", key=str(i).encode(), value=b"x")
-        p.flush()
+        seed_topic(b.bootstrap)
         for run in range(runs):
             group = f"g{run}"
             for round_, n, seconds in ((1, n1, 12.0), (2, n2, run_s)):
