@@ -160,7 +160,7 @@ def partition_counts(settings: KafkaSettings, topics: Sequence[str]) -> dict[str
 # Producer record batches of up to ~1 MB (per partition): a quarter of the requests of
 # 256 KiB batches. A/B in one run (benchmarks/study/env_ab.py): x1.03 / x1.06 / x1.32
 # windows/s for 128 x 1 / 8 / 38; at the same offered rate p50 latency within noise, p99
-# medians +7-9% (README, "Producer batches"). Kept under the default broker limit of
+# medians +7-9% (docs/benchmarks.md, "Producer batches"). Kept under the default broker limit of
 # 1,048,588 bytes a record batch (Kafka's message.max.bytes), so a full batch never comes
 # back MESSAGE_TOO_LARGE to be split.
 PRODUCER_BATCH_BYTES = 1_000_000

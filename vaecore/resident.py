@@ -1,11 +1,11 @@
 """Score + correct with every array on the model's device: the worker's path on CUDA.
 
-On a GPU the network is a small part of score + correct. In the H200 runs (README, "GPU")
-76-91% of one score + correct went to numpy on the host: normalising, cutting sub-windows,
-overlap-adding them, point and step scores, and three correction rounds that each send the
-replaced windows through all of that again. Here each group of equal-length windows is
-uploaded once, all of that runs as tensor operations on the device, and each result comes
-back once.
+On a GPU the network is a small part of score + correct. In the H200 runs (docs/benchmarks.md,
+"GPU") 76-91% of one score + correct went to numpy on the host: normalising, cutting
+sub-windows, overlap-adding them, point and step scores, and three correction rounds that each
+send the replaced windows through all of that again. Here each group of equal-length windows is
+uploaded once, all of that runs as tensor operations on the device, and each result comes back
+once.
 
 The arithmetic is the host path's (`Detector.point_scores` + `Detector.correct`) operation
 for operation, in the same dtypes: float64 wherever numpy promotes (normalisation, raw

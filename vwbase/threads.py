@@ -20,7 +20,7 @@ One CPU is left to the process's other busy thread (the worker's poll/decode/enc
 thread; CSV parsing and report drawing in `train`) and to whatever else runs on the host:
 torch's pool stalls whenever one of its threads is descheduled. On 2 CPUs that is one
 thread, the best of 1, 2 and all-usable measured by `make bench` (`--threads-only`) on a
-shared machine and with a CPU hog beside it (README, "Torch threads"); training agreed.
+shared machine and with a CPU hog beside it (docs/benchmarks.md, "Torch threads"); training agreed.
 """
 
 from __future__ import annotations

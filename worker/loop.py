@@ -13,11 +13,12 @@ releases the GIL; beside it the main thread polls and decodes the next batch, en
 previous batch's outputs, sends them and checkpoints the one before. While records are
 queued (the last two batches filled their caps), two decoded batches wait for the scorer
 behind the one the main thread finishes, so the scorer is not idle while the main thread
-encodes, sends and checkpoints (same-run A/B: x1.04-1.14 windows/s, README); while the loop
-keeps up, one does, and a batch is published one collect sooner. Batches are sent and checkpointed
-strictly in consumption order. Backpressure: at most four micro-batches (4 x MAX_BATCH
-records) are in memory; when scoring is slower than input, the loop waits for the scorer,
-polls less often, and the consumer's bounded fetch buffers stop growing.
+encodes, sends and checkpoints (same-run A/B: x1.04-1.14 windows/s, docs/benchmarks.md);
+while the loop keeps up, one does, and a batch is published one collect sooner. Batches are
+sent and checkpointed strictly in consumption order. Backpressure: at most four
+micro-batches (4 x MAX_BATCH records) are in memory; when scoring is slower than input, the
+loop waits for the scorer, polls less often, and the consumer's bounded fetch buffers stop
+growing.
 Batch size adapts (`collect`): 256 records while the loop keeps up (latency), up to
 MAX_BATCH while records are queued (throughput: per-batch costs shared by more windows).
 Rebalances: records of partitions revoked during a poll are dropped before processing;

@@ -62,8 +62,8 @@ POLL_S = 1.0  # how often a waiting scoring thread checks that the child is aliv
 
 def choose_scorer(setting: str, device: str, usable_cpus: int, cuda: bool) -> str:
     """`VAEWATCH_SCORER` resolved: auto = process on a CPU device with >= 2 usable CPUs (the
-    A/B in README, "Benchmarks"), thread on a GPU (the GPU does the work; one process
-    feeds it) or on one CPU (nothing to run beside)."""
+    A/B in docs/benchmarks.md, "Scoring process"), thread on a GPU (the GPU does the work;
+    one process feeds it) or on one CPU (nothing to run beside)."""
     if setting != "auto":
         return setting
     on_cpu = device == "cpu" or (device == "auto" and not cuda)

@@ -27,7 +27,7 @@ _RULES = EpisodeRules()  # the episode rules' defaults live with the rules
 MAX_AUTO_PROCESSES = 4  # measured on 2 CPUs; each process holds torch (~0.3-0.4 GB)
 # `auto` runs several processes only for models this narrow: one process's Python thread
 # limits a 1-channel model (auto x1.13-1.32 on 2 CPUs), not an 8- or 38-channel one
-# (x0.83-0.99), with 2 and 4 channels in between (x1.07, x1.00). README: speed.
+# (x0.83-0.99), with 2 and 4 channels in between (x1.07, x1.00). docs/benchmarks.md.
 AUTO_MAX_CHANNELS = 1
 
 
@@ -67,7 +67,7 @@ class WorkerSettings(KafkaSettings):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
         description="the network's arithmetic: auto = bf16 autocast on CUDA, fp32 on CPU; "
-        "bf16 = bf16 autocast on either (see README: speed)",
+        "bf16 = bf16 autocast on either (see docs/benchmarks.md)",
     )
     scorer: Literal["auto", "thread", "process"] = Field(
         "auto",
@@ -80,7 +80,7 @@ class WorkerSettings(KafkaSettings):
         description="worker processes in this container, each a member of the consumer group "
         "(partitions >= processes, or the rest stand by); auto = one per usable CPU (at most "
         f"{MAX_AUTO_PROCESSES}) for a single-channel model on a CPU device, else 1 (wider "
-        "models, CUDA, no model published yet; README: speed)",
+        "models, CUDA, no model published yet; docs/benchmarks.md)",
     )
     reload_interval_s: float = Field(5.0, gt=0, description="seconds between alias checks")
     wait_log_interval_s: float = Field(

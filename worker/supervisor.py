@@ -2,7 +2,7 @@
 
 One worker process is one interpreter: on narrow windows its main thread (poll, decode,
 encode, send, commit) is busy ~100% of the time and the second core idles ("Where the time
-goes" in the README). N processes, each a full worker and a member of the consumer group,
+goes" in docs/benchmarks.md). N processes, each a full worker and a member of the consumer group,
 use N cores; the group spreads the partitions and the per-series state moves with them
 (contract §7), exactly as with N containers. This module is the parent that runs them:
 
