@@ -14,15 +14,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import training.job as job  # noqa: E402
-from benchmarks.study.restart_screen import labelled_series, train_and_score  # noqa: E402
-from training.job import TrainOptions  # noqa: E402
-from vaecore import VAEConfig  # noqa: E402
+import training.job as job
+from benchmarks.study.restart_screen import labelled_series, train_and_score
+from training.job import TrainOptions
+from vaecore import VAEConfig
 
 FAMILIES = (
     "nab-artificialWithAnomaly", "nab-realAdExchange", "nab-realTraffic", "nab-realTweets",
@@ -51,12 +52,14 @@ def patch_network(net: dict[str, Any]) -> None:
     job._vae_config = vae_config  # type: ignore[attr-defined]
 
 
-def main() -> None:
-    out, seeds, names = Path(sys.argv[1]), [int(s) for s in sys.argv[2].split(",")], sys.argv[3:]
+def run_configs(
+    out: Path, seeds: list[int], names: list[str], setup: Callable[[str], dict[str, Any]]
+) -> None:
+    """One JSON line per (config, series, seed) appended to `out`: `setup(name)` patches what
+    the config changes and returns its TrainOptions overrides."""
     with out.open("a") as sink:
         for name in names:
-            net, train = CONFIGS[name]
-            patch_network(net)
+            train = setup(name)
             for family in os.environ.get("FAMILIES", ",".join(FAMILIES)).split(","):
                 for folder, train_t, test in labelled_series(family):
                     for seed in seeds:
@@ -66,6 +69,17 @@ def main() -> None:
                         row |= train_and_score(train_t, test, opts)
                         sink.write(json.dumps(row) + "\n")
                         sink.flush()
+
+
+def setup_config(name: str) -> dict[str, Any]:
+    net, train = CONFIGS[name]
+    patch_network(net)
+    return train
+
+
+def main() -> None:
+    out, seeds, names = Path(sys.argv[1]), [int(s) for s in sys.argv[2].split(",")], sys.argv[3:]
+    run_configs(out, seeds, names, setup_config)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,7 @@ CONFIG: shipped | centre. FAMILIES=a,b limits the families. One JSON line per
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,20 +24,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import vaecore.detector  # noqa: F401  (loads the submodules patched below)
-from benchmarks.study.restart_screen import fit, labelled_series
-from schemas.series_csv import SeriesTable
-from training.backfill import score_table
-from training.job import TrainOptions
-from training.metrics import auc_pr, best_f1, f1_at, f1_at_labelled_rate
+from benchmarks.study.capacity_screen import run_configs
 
-FAMILIES = (
-    "nab-artificialWithAnomaly",
-    "nab-realAdExchange",
-    "nab-realTraffic",
-    "nab-realTweets",
-    "skab-valve1",
-    "smd",
-)
 fit_module = sys.modules["vaecore.fit"]  # `vaecore.fit` the attribute is the function
 detector_module = sys.modules["vaecore.detector"]
 SHIPPED_PREPARE = fit_module.prepare_batch
@@ -55,43 +40,18 @@ def centred_prepare(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return SHIPPED_PREPARE(windows - level)
 
 
-def use(config: str) -> None:
-    prepare = {"shipped": SHIPPED_PREPARE, "centre": centred_prepare}[config]
+def setup(name: str) -> dict[str, Any]:
+    """Patch the trainer and the detector to the config's `prepare_batch`; no other option."""
+    prepare = {"shipped": SHIPPED_PREPARE, "centre": centred_prepare}[name]
     fit_module.prepare_batch = prepare
-    detector_module.prepare_batch = prepare  # type: ignore[attr-defined]
-
-
-def train_and_score(train: SeriesTable, test: SeriesTable, opts: TrainOptions) -> dict[str, Any]:
-    started = time.perf_counter()
-    _, det = fit(train, opts)
-    result = score_table(det, test, correct=False)
-    labels = test.labels
-    return {
-        "auc_pr": auc_pr(result.step, labels),
-        "best_f1": best_f1(result.step, labels),
-        "f1_at_threshold": f1_at(result.is_anomaly, labels),
-        "f1_at_labelled_rate": f1_at_labelled_rate(result.step, labels),
-        "alarm_rate": float(np.mean(result.is_anomaly)),
-        "labelled_rate": float(np.mean(labels)),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    detector_module.prepare_batch = prepare
+    return {}
 
 
 def main() -> None:
     torch.set_num_threads(1)
     out, seeds, names = Path(sys.argv[1]), [int(s) for s in sys.argv[2].split(",")], sys.argv[3:]
-    with out.open("a") as sink:
-        for name in names:
-            use(name)
-            for family in os.environ.get("FAMILIES", ",".join(FAMILIES)).split(","):
-                for folder, train_t, test in labelled_series(family):
-                    for seed in seeds:
-                        opts = TrainOptions(progress=False, seed=seed)
-                        row = {"config": name, "family": family, "series": folder.name}
-                        row["seed"] = seed
-                        row |= train_and_score(train_t, test, opts)
-                        sink.write(json.dumps(row) + "\n")
-                        sink.flush()
+    run_configs(out, seeds, names, setup)
 
 
 if __name__ == "__main__":

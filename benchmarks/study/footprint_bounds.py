@@ -15,23 +15,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.study.footprint_screen import load, near
+from benchmarks.study.footprint_screen import dumped, near
 from training.metrics import best_f1, f1_at
-from vaecore.unscored import below_all
 
 
 def main() -> None:
     rows: dict[str, list[list[float]]] = defaultdict(list)
-    for path in sorted(Path(sys.argv[1]).glob("*/*.npz")):
-        raw, labels, smoother, thr = load(path)
-        score = below_all(smoother.centred(raw))
-        alarm = score > thr
-        close = near(labels, max(s.lead for s in smoother.scales))
-        no_spill = alarm & (labels | ~close)
-        no_isolated = alarm & close
-        row = [f1_at(a, labels) or 0.0 for a in (alarm, no_spill, no_isolated)]
-        row.append(best_f1(score, labels) or 0.0)
-        rows[path.parent.name].append(row)
+    for d in dumped(Path(sys.argv[1])):
+        close = near(d.labels, max(s.lead for s in d.smoother.scales))
+        no_spill = d.alarm & (d.labels | ~close)
+        no_isolated = d.alarm & close
+        row = [f1_at(a, d.labels) or 0.0 for a in (d.alarm, no_spill, no_isolated)]
+        row.append(best_f1(d.score, d.labels) or 0.0)
+        rows[d.family].append(row)
         rows["overall"].append(row)
     print("| family | F1 at the threshold | spill removed | isolated removed | best F1 |")
     print("| --- | ---: | ---: | ---: | ---: |")

@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.study.footprint_screen import load
+from benchmarks.study.footprint_screen import dumped
 from training.metrics import auc_pr, best_f1, f1_at
 from vaecore.smoothing import Smoother
 from vaecore.unscored import below_all
@@ -61,15 +61,15 @@ RULES: dict[str, Rule] = {
 def main() -> None:
     root = Path(sys.argv[1])
     rows: dict[tuple[str, str], list[np.ndarray]] = defaultdict(list)
-    for path in sorted(root.glob("*/*.npz")):
-        raw, labels, smoother, thr = load(path)
+    for d in dumped(root):
         for name, rule in RULES.items():
-            score, level = rule(raw, smoother, thr)
+            score, level = rule(d.raw, d.smoother, d.threshold)
             score = below_all(score)
             alarm = score > level
+            labels = d.labels
             values = [f1_at(alarm, labels), best_f1(score, labels), auc_pr(score, labels)]
             row = np.array([v or 0.0 for v in values] + [alarm.mean(), labels.mean()])
-            rows[(name, path.parent.name)].append(row)
+            rows[(name, d.family)].append(row)
             rows[(name, "overall")].append(row)
     print("| rule | family | F1 at thr | best F1 | ratio | AUC-PR | alarm : labelled |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")

@@ -15,9 +15,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.study.footprint_screen import load  # noqa: E402
-from training.metrics import best_f1, f1_at  # noqa: E402
-from vaecore.unscored import below_all  # noqa: E402
+from benchmarks.study.footprint_screen import dumped
+from training.metrics import best_f1, f1_at
 
 FRACTIONS = (0.0, 0.25, 0.5, 1.0, 2.0)
 
@@ -34,15 +33,12 @@ def long_runs(alarm: np.ndarray, m: int) -> np.ndarray:
 
 def main() -> None:
     rows: dict[str, list[list[float]]] = defaultdict(list)
-    for path in sorted(Path(sys.argv[1]).glob("*/*.npz")):
-        raw, labels, smoother, thr = load(path)
-        score = below_all(smoother.centred(raw))
-        alarm = score > thr
-        k = smoother.scales[0].span
-        row = [f1_at(long_runs(alarm, int(f * k)), labels) or 0.0 for f in FRACTIONS]
-        row += [float(long_runs(alarm, int(f * k)).mean()) for f in FRACTIONS]
-        row += [best_f1(score, labels) or 0.0, float(labels.mean())]
-        rows[path.parent.name].append(row)
+    for d in dumped(Path(sys.argv[1])):
+        k = d.smoother.scales[0].span
+        kept = [long_runs(d.alarm, int(f * k)) for f in FRACTIONS]
+        row = [f1_at(a, d.labels) or 0.0 for a in kept] + [float(a.mean()) for a in kept]
+        row += [best_f1(d.score, d.labels) or 0.0, float(d.labels.mean())]
+        rows[d.family].append(row)
         rows["overall"].append(row)
     n = len(FRACTIONS)
     print("| family | " + " | ".join(f"m = {f} k" for f in FRACTIONS) + " |")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,27 @@ def load(path: Path) -> tuple[np.ndarray, np.ndarray, Smoother, float]:
     d = np.load(path)
     scales = tuple(Scale(int(b), int(p), float(c), float(s)) for b, p, c, s in d["scales"])
     return d["raw"], d["labels"].astype(bool), Smoother(scales), float(d["threshold"])
+
+
+@dataclass(frozen=True)
+class Dumped:
+    """One dumped series with the shipped verdict: the backfill's score and its alarms."""
+
+    family: str
+    raw: np.ndarray
+    labels: np.ndarray
+    smoother: Smoother
+    threshold: float
+    score: np.ndarray
+    alarm: np.ndarray
+
+
+def dumped(root: Path) -> Iterator[Dumped]:
+    """Every series under `root` (one folder per family), in a stable order."""
+    for path in sorted(root.glob("*/*.npz")):
+        raw, labels, smoother, threshold = load(path)
+        score = below_all(smoother.centred(raw))
+        yield Dumped(path.parent.name, raw, labels, smoother, threshold, score, score > threshold)
 
 
 def near(labels: np.ndarray, reach: int) -> np.ndarray:
@@ -40,16 +63,14 @@ def near(labels: np.ndarray, reach: int) -> np.ndarray:
 def main() -> None:
     root = Path(sys.argv[1])
     sums: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(5))
-    for path in sorted(root.glob("*/*.npz")):
-        raw, labels, smoother, thr = load(path)
-        alarm = below_all(smoother.centred(raw)) > thr
-        reach = max(s.lead for s in smoother.scales)
-        spill = alarm & ~labels & near(labels, reach)
-        isolated = alarm & ~near(labels, reach)
-        inside = alarm & labels
-        n = len(labels)
-        row = np.array([inside.sum(), spill.sum(), isolated.sum(), labels.sum(), n]) / n
-        sums[path.parent.name] += row
+    for d in dumped(root):
+        close = near(d.labels, max(s.lead for s in d.smoother.scales))
+        spill = d.alarm & ~d.labels & close
+        isolated = d.alarm & ~close
+        inside = d.alarm & d.labels
+        n = len(d.labels)
+        row = np.array([inside.sum(), spill.sum(), isolated.sum(), d.labels.sum(), n]) / n
+        sums[d.family] += row
         sums["overall"] += row
     print(
         "| family | inside | spill | isolated | labelled | spill share of false | alarm : labelled |"

@@ -17,13 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from schemas.series_csv import SeriesTable, read_series_csv  # noqa: E402
-from training.backfill import score_table  # noqa: E402
-from training.job import Trained, TrainOptions, calibrate, train_detector  # noqa: E402
-from training.metrics import auc_pr, best_f1, f1_at  # noqa: E402
-from vaecore import Detector  # noqa: E402
+from schemas.series_csv import SeriesTable, read_series_csv
+from training.backfill import score_table
+from training.job import Trained, TrainOptions, calibrate, train_detector
+from training.metrics import auc_pr, best_f1, f1_at, f1_at_labelled_rate
+from vaecore import Detector
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -44,7 +46,8 @@ def fit(train: SeriesTable, opts: TrainOptions) -> tuple[Trained, Detector]:
 
 def train_and_score(train: SeriesTable, test: SeriesTable, opts: TrainOptions) -> dict[str, Any]:
     """One training at `opts`, test scored through the backfill: the validation loss early
-    stopping kept and the test metrics of the shipped score."""
+    stopping kept, the test metrics of the shipped score, and its alarm rate beside the labelled
+    rate."""
     started = time.perf_counter()
     trained, det = fit(train, opts)
     result = score_table(det, test, correct=False)
@@ -54,6 +57,9 @@ def train_and_score(train: SeriesTable, test: SeriesTable, opts: TrainOptions) -
         "auc_pr": auc_pr(result.step, test.labels),
         "best_f1": best_f1(result.step, test.labels),
         "f1_at_threshold": f1_at(result.is_anomaly, test.labels),
+        "f1_at_labelled_rate": f1_at_labelled_rate(result.step, test.labels),
+        "alarm_rate": float(np.mean(result.is_anomaly)),
+        "labelled_rate": float(np.mean(test.labels)),
         "seconds": round(time.perf_counter() - started, 1),
     }
 
