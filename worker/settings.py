@@ -89,8 +89,9 @@ class WorkerSettings(KafkaSettings):
     torch_threads: int = Field(
         0,
         ge=0,
-        description="torch CPU threads; 0 = auto: OMP_NUM_THREADS if set, else the CPUs the "
-        "affinity mask and cgroup CPU quota allow",
+        description="torch CPU threads; 0 = auto: OMP_NUM_THREADS if set, else one less than "
+        "the CPUs this process may use (affinity mask and cgroup CPU quota; under several "
+        "PROCESSES, its share of them), at least 1",
     )
 
     # --- alert episodes and per-series state (rules: worker.episodes, docs/episodes.md) -----
