@@ -16,6 +16,7 @@ import threading
 import time
 from http.server import ThreadingHTTPServer
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -32,8 +33,11 @@ from worker.pipeline import Topics
 from worker.scorer_process import ScorerProcess, choose_scorer
 from worker.settings import WorkerSettings
 from worker.state import SeriesStates
-from worker.supervisor import SupervisorLink
+from worker.supervisor import SupervisorLink, resolve_processes
 from worker.waiting import Waiting
+
+if TYPE_CHECKING:
+    from vaecore import Detector
 
 log = structlog.get_logger(__name__)
 MAX_CONNECT_BACKOFF_S = 15.0
@@ -129,6 +133,26 @@ def _serve(
     return server
 
 
+def advise_processes(setting: int | str, device: str, usable_cpus: int, detector: Detector) -> int:
+    """What `VAEWATCH_PROCESSES` would start for `detector`, said when it is more than the one
+    process this worker runs: the count is chosen at start, and a worker started before its
+    model was published chose one (`worker_processes_chosen`). Only a restart changes it."""
+    would = resolve_processes(
+        setting, device, usable_cpus, len(detector.channels), lambda: detector.device.type == "cuda"
+    )
+    if would > 1:
+        log.warning(
+            "worker_processes_restart_advised",
+            processes=1,
+            setting=setting,
+            would_start=would,
+            model_channels=len(detector.channels),
+            why="the process count was chosen at start, before this model was published; "
+            f"restart the worker to run {would} processes for it",
+        )
+    return would
+
+
 def run_worker(settings: WorkerSettings, link: SupervisorLink | None = None) -> int:
     """The worker; `link`: this process is one of several under `worker.supervisor`."""
     bind_process_context(group=settings.group_id, input=settings.input_topic)
@@ -140,8 +164,15 @@ def run_worker(settings: WorkerSettings, link: SupervisorLink | None = None) -> 
     metrics, health = Metrics(), Health()
     server = _serve(settings, metrics, health, link)
 
+    # set below when one process was chosen before any model existed (`advise_processes`)
+    first_model_pending = [False]
+
     def on_reload(result: str, version: str, reason: str) -> None:
         metrics.reloads.labels(result=result).inc()
+        detector = watcher.current()
+        if result == "loaded" and first_model_pending[0] and detector is not None:
+            first_model_pending[0] = False
+            advise_processes(settings.processes, settings.device, threads.usable_cpus, detector)
 
     waiting = Waiting(metrics.waiting_for, settings.wait_log_interval_s)
     watcher = ModelWatcher(
@@ -161,6 +192,9 @@ def run_worker(settings: WorkerSettings, link: SupervisorLink | None = None) -> 
         usable_cpus=threads.usable_cpus,
     )
     watcher.check_once()  # no model yet: says why at once, then every WAIT_LOG_INTERVAL_S
+    first_model_pending[0] = (
+        settings.processes == "auto" and link is None and watcher.current() is None
+    )
     watcher.start()
     connected = _connect(settings, stop, waiting, health)
     if connected is None:  # stopped while waiting for the broker

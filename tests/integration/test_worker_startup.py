@@ -20,8 +20,9 @@ import orjson
 import pytest
 
 from tests.integration.kafka_helpers import REPO, WorkerProcess, start_worker
-from tests.model_factory import SAMPLE, publish
+from tests.model_factory import SAMPLE, publish, train_tiny_detector
 from vaecore import Detector
+from vwbase.threads import affinity_cpus, cgroup_cpu_quota, usable_cpus
 from worker.broker import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.integration
@@ -142,6 +143,37 @@ def test_a_model_not_published_yet_is_waited_for_said_and_then_served(
         wait_events(worker, "waiting_over", 1, reason="model")
         wait_http(port, "/readyz", 200)
         assert waiting_gauge(http_get(port, "/metrics")[1], "model") == 0.0
+    finally:
+        assert worker.stop() == 0
+
+
+@pytest.mark.skipif(
+    usable_cpus(affinity_cpus(), cgroup_cpu_quota()) < 2,
+    reason="auto runs one process on one usable CPU: nothing to advise",
+)
+def test_a_narrow_model_published_after_start_advises_a_restart_under_auto(
+    kafka_bootstrap: str, topics: Any, registry: Path, tmp_path: Path
+) -> None:
+    """`VAEWATCH_PROCESSES=auto` chooses at start: with no model yet, one process. When a
+    1-channel model then arrives, for which auto would start one per usable CPU, the worker
+    serves it and says a restart would run more processes."""
+    worker = start_worker(
+        kafka_bootstrap,
+        topics,
+        registry,
+        tmp_path / "worker.log",
+        VAEWATCH_MODEL="narrow",
+        VAEWATCH_PROCESSES="auto",
+    )
+    try:
+        [chosen] = wait_events(worker, "worker_processes_chosen", 1)
+        assert (chosen["processes"], chosen["model_channels"]) == (1, None)
+        wait_events(worker, "waiting_for", 1, reason="model")
+        publish(train_tiny_detector(steps=10, channels=1), registry, "narrow")
+        [advice] = wait_events(worker, "worker_processes_restart_advised", 1)
+        assert advice["model_channels"] == 1
+        assert advice["would_start"] >= 2
+        wait_events(worker, "waiting_over", 1, reason="model")
     finally:
         assert worker.stop() == 0
 

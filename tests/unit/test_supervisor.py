@@ -230,3 +230,39 @@ def test_the_cuda_question_is_asked_only_when_it_decides(
     worker_cli._processes(WorkerSettings(registry=registry, model="wide"))
     worker_cli._processes(WorkerSettings(registry=registry, model="absent"))
     assert asked == []
+
+
+def _detector_with(channels: int, device: str) -> Detector:
+    """Only what `advise_processes` reads of a detector: its channels and device."""
+    fake = SimpleNamespace(
+        channels=tuple(f"c{i}" for i in range(channels)), device=SimpleNamespace(type=device)
+    )
+    return fake  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("setting", "device", "channels", "on", "cpus", "advised"),
+    [
+        ("auto", "auto", 1, "cpu", 2, 2),  # the case: a narrow model arrived after start
+        ("auto", "cpu", 1, "cpu", 4, 4),
+        ("auto", "auto", 8, "cpu", 2, None),  # wider: one process is what auto chooses anyway
+        ("auto", "auto", 1, "cuda", 2, None),  # a GPU: one process keeps it fed
+        ("auto", "auto", 1, "cpu", 1, None),  # one usable CPU
+        (1, "auto", 1, "cpu", 2, None),  # a count the operator set is never second-guessed
+    ],
+)
+def test_a_worker_that_chose_before_its_model_advises_a_restart_only_when_auto_would_differ(
+    setting: int | str, device: str, channels: int, on: str, cpus: int, advised: int | None
+) -> None:
+    from worker.app import advise_processes
+
+    with structlog.testing.capture_logs() as logged:
+        advise_processes(setting, device, cpus, _detector_with(channels, on))
+    said = [e for e in logged if e["event"] == "worker_processes_restart_advised"]
+    if advised is None:
+        assert said == []
+    else:
+        [advice] = said
+        assert advice["would_start"] == advised
+        assert advice["model_channels"] == channels
+        assert f"restart the worker to run {advised} processes" in advice["why"]
