@@ -164,14 +164,14 @@ def run_worker(settings: WorkerSettings, link: SupervisorLink | None = None) -> 
     metrics, health = Metrics(), Health()
     server = _serve(settings, metrics, health, link)
 
-    # set below when one process was chosen before any model existed (`advise_processes`)
-    first_model_pending = [False]
+    started_without_model = False  # set below: one process chosen before any model existed
 
     def on_reload(result: str, version: str, reason: str) -> None:
+        nonlocal started_without_model
         metrics.reloads.labels(result=result).inc()
         detector = watcher.current()
-        if result == "loaded" and first_model_pending[0] and detector is not None:
-            first_model_pending[0] = False
+        if result == "loaded" and started_without_model and detector is not None:
+            started_without_model = False  # advised once, for the first model
             advise_processes(settings.processes, settings.device, threads.usable_cpus, detector)
 
     waiting = Waiting(metrics.waiting_for, settings.wait_log_interval_s)
@@ -192,7 +192,7 @@ def run_worker(settings: WorkerSettings, link: SupervisorLink | None = None) -> 
         usable_cpus=threads.usable_cpus,
     )
     watcher.check_once()  # no model yet: says why at once, then every WAIT_LOG_INTERVAL_S
-    first_model_pending[0] = (
+    started_without_model = (
         settings.processes == "auto" and link is None and watcher.current() is None
     )
     watcher.start()
