@@ -38,6 +38,8 @@ class Dumped:
     threshold: float
     score: np.ndarray
     alarm: np.ndarray
+    cal_in: np.ndarray | None  # the calibration pool's in-sample part (newer dumps only)
+    cal_val: np.ndarray | None  # and its held-out tail
 
 
 def dumped(root: Path) -> Iterator[Dumped]:
@@ -45,7 +47,11 @@ def dumped(root: Path) -> Iterator[Dumped]:
     for path in sorted(root.glob("*/*.npz")):
         raw, labels, smoother, threshold = load(path)
         score = below_all(smoother.centred(raw))
-        yield Dumped(path.parent.name, raw, labels, smoother, threshold, score, score > threshold)
+        with np.load(path) as d:
+            cal = (d["cal_in"], d["cal_val"]) if "cal_in" in d else (None, None)
+        yield Dumped(
+            path.parent.name, raw, labels, smoother, threshold, score, score > threshold, *cal
+        )
 
 
 def near(labels: np.ndarray, reach: int) -> np.ndarray:
