@@ -133,8 +133,8 @@ def _serve(
     return server
 
 
-def advise_processes(setting: int | str, device: str, usable_cpus: int, detector: Detector) -> int:
-    """What `VAEWATCH_PROCESSES` would start for `detector`, said when it is more than the one
+def advise_processes(setting: int | str, device: str, usable_cpus: int, detector: Detector) -> None:
+    """Says what `VAEWATCH_PROCESSES` would start for `detector` when it is more than the one
     process this worker runs: the count is chosen at start, and a worker started before its
     model was published chose one (`worker_processes_chosen`). Only a restart changes it."""
     would = resolve_processes(
@@ -150,7 +150,6 @@ def advise_processes(setting: int | str, device: str, usable_cpus: int, detector
             why="the process count was chosen at start, before this model was published; "
             f"restart the worker to run {would} processes for it",
         )
-    return would
 
 
 def run_worker(settings: WorkerSettings, link: SupervisorLink | None = None) -> int:
